@@ -1,0 +1,348 @@
+//! Configuring a [`JwtAuthLayer`]: issuers, their keys, and the claim rules.
+
+use std::borrow::Cow;
+use std::collections::HashSet;
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::HeaderName;
+use serde::de::DeserializeOwned;
+
+use crate::algorithm::{Algorithm, AlgorithmSet};
+use crate::error::ConfigError;
+use crate::keys::{KeySet, KeySource, KeyStore};
+use crate::layer::{JwtAuthLayer, Shared};
+use crate::response::DefaultRejection;
+use crate::token::{TokenExtractor, TokenSource};
+use crate::verify::{ClaimRules, IssuerPolicy, Validator, Verifier};
+
+/// Default leeway for `exp`, `nbf` and `iat`.
+pub const DEFAULT_LEEWAY: Duration = Duration::from_secs(60);
+/// Default maximum token length, in bytes.
+pub const DEFAULT_MAX_TOKEN_LEN: usize = 8 * 1024;
+
+/// A trusted token issuer: the `iss` it puts in tokens, the audiences accepted from it, the
+/// algorithms it may use, and where its keys come from.
+///
+/// ```
+/// use tower_jwt_auth::{Algorithm, Issuer, KeySource};
+///
+/// let issuer = Issuer::new("https://auth.example.com/")
+///     .audience("orders-api")
+///     .algorithms([Algorithm::RS256, Algorithm::ES256])
+///     .key(KeySource::jwks_file("/etc/orders/jwks.json"));
+/// # let _ = issuer;
+/// ```
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct Issuer {
+    iss: Option<String>,
+    audiences: Vec<String>,
+    algorithms: Option<Vec<Algorithm>>,
+    keys: Vec<KeySource>,
+}
+
+impl Issuer {
+    /// An issuer whose tokens must carry exactly this `iss` (a missing `iss` is a failure).
+    pub fn new(iss: impl Into<String>) -> Self {
+        Self {
+            iss: Some(iss.into()),
+            ..Self::without_issuer_check()
+        }
+    }
+
+    /// An issuer whose `iss` is not checked: tokens with any `iss`, or none, are verified with its
+    /// keys. Only allowed as the sole issuer of a layer.
+    pub fn without_issuer_check() -> Self {
+        Self {
+            iss: None,
+            audiences: Vec::new(),
+            algorithms: None,
+            keys: Vec::new(),
+        }
+    }
+
+    /// Accepts tokens whose `aud` names `audience`. Once any audience is set, `aud` is required
+    /// and must name at least one of them. Default: `aud` is not checked.
+    pub fn audience(mut self, audience: impl Into<String>) -> Self {
+        self.audiences.push(audience.into());
+        self
+    }
+
+    /// The algorithms accepted from this issuer. Default: every supported algorithm; HMAC
+    /// (`HS*`) ones are only ever usable with a configured shared secret or `oct` key.
+    pub fn algorithms(mut self, algorithms: impl IntoIterator<Item = Algorithm>) -> Self {
+        self.algorithms = Some(algorithms.into_iter().collect());
+        self
+    }
+
+    /// Adds a source of signing keys. At least one is required.
+    pub fn key(mut self, source: KeySource) -> Self {
+        self.keys.push(source);
+        self
+    }
+
+    fn name(&self) -> &str {
+        self.iss.as_deref().unwrap_or("(any issuer)")
+    }
+
+    fn build(self) -> Result<IssuerPolicy, ConfigError> {
+        let algorithms: AlgorithmSet = match &self.algorithms {
+            None => Algorithm::ALL.into_iter().collect(),
+            Some(list) => list.iter().copied().collect(),
+        };
+        if algorithms.is_empty() {
+            return Err(ConfigError::Algorithm(format!(
+                "issuer `{}` allows no algorithm",
+                self.name()
+            )));
+        }
+        if self.keys.is_empty() {
+            return Err(ConfigError::NoKeys(self.name().to_owned()));
+        }
+        let mut keys = Vec::new();
+        for source in &self.keys {
+            keys.extend(source.load(algorithms)?);
+        }
+        Ok(IssuerPolicy {
+            iss: self.iss.map(String::into_boxed_str),
+            audiences: self
+                .audiences
+                .into_iter()
+                .map(String::into_boxed_str)
+                .collect(),
+            algorithms,
+            keys: KeyStore::new(KeySet::new(keys)),
+        })
+    }
+}
+
+/// Builds a [`JwtAuthLayer`]; get one with [`JwtAuthLayer::builder`].
+#[must_use]
+pub struct JwtAuthBuilder<T> {
+    issuers: Vec<Issuer>,
+    leeway: Duration,
+    require_exp: bool,
+    token_type: Option<String>,
+    max_age: Option<Duration>,
+    required_claims: Vec<String>,
+    validators: Vec<Validator<T>>,
+    max_token_len: usize,
+    token_sources: Vec<TokenSource>,
+    realm: Option<String>,
+}
+
+impl<T> fmt::Debug for JwtAuthBuilder<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JwtAuthBuilder")
+            .field("issuers", &self.issuers)
+            .field("leeway", &self.leeway)
+            .field("require_exp", &self.require_exp)
+            .field("token_type", &self.token_type)
+            .field("max_age", &self.max_age)
+            .field("required_claims", &self.required_claims)
+            .field("validators", &self.validators.len())
+            .field("max_token_len", &self.max_token_len)
+            .field("token_sources", &self.token_sources)
+            .field("realm", &self.realm)
+            .finish()
+    }
+}
+
+impl<T> Default for JwtAuthBuilder<T> {
+    fn default() -> Self {
+        Self {
+            issuers: Vec::new(),
+            leeway: DEFAULT_LEEWAY,
+            require_exp: true,
+            token_type: None,
+            max_age: None,
+            required_claims: Vec::new(),
+            validators: Vec::new(),
+            max_token_len: DEFAULT_MAX_TOKEN_LEN,
+            token_sources: Vec::new(),
+            realm: None,
+        }
+    }
+}
+
+impl<T> JwtAuthBuilder<T>
+where
+    T: DeserializeOwned + Send + Sync + 'static,
+{
+    /// Trusts `issuer`. With several issuers, a token is routed by its (unverified) `iss` and
+    /// checked only with that issuer's keys, audiences and algorithms.
+    pub fn issuer(mut self, issuer: Issuer) -> Self {
+        self.issuers.push(issuer);
+        self
+    }
+
+    /// Clock skew tolerated on `exp`, `nbf` and `iat`. Default: 60 seconds.
+    pub fn leeway(mut self, leeway: Duration) -> Self {
+        self.leeway = leeway;
+        self
+    }
+
+    /// Accepts tokens without `exp` (they never expire). Default: `exp` is required.
+    pub fn allow_missing_exp(mut self) -> Self {
+        self.require_exp = false;
+        self
+    }
+
+    /// Requires the header's `typ` to be this media type, compared without case and with or
+    /// without `application/`; e.g. `"at+jwt"` for RFC 9068 access tokens, so that an ID token
+    /// can't be used as an access token. Default: `typ` is not checked.
+    pub fn require_token_type(mut self, typ: impl Into<String>) -> Self {
+        self.token_type = Some(typ.into());
+        self
+    }
+
+    /// Refuses tokens issued (`iat`) longer ago than `max_age`; `iat` becomes required.
+    /// Default: no maximum age.
+    pub fn max_token_age(mut self, max_age: Duration) -> Self {
+        self.max_age = Some(max_age);
+        self
+    }
+
+    /// Requires the payload to carry the claim `name` (with a value other than `null`).
+    /// Default: only `exp` is required (and `iss`/`aud` once configured).
+    pub fn require_claim(mut self, name: impl Into<String>) -> Self {
+        self.required_claims.push(name.into());
+        self
+    }
+
+    /// Adds a check on the typed claims, run after every other check. An `Err` rejects the
+    /// request with `401 invalid_token`, its text sent as `error_description`: keep it short and
+    /// free of anything secret.
+    ///
+    /// ```
+    /// # use serde::Deserialize;
+    /// # use tower_jwt_auth::JwtAuthLayer;
+    /// #[derive(Deserialize)]
+    /// struct MyClaims { email_verified: bool }
+    ///
+    /// let builder = JwtAuthLayer::<MyClaims>::builder().validate(|claims| {
+    ///     if claims.email_verified { Ok(()) } else { Err("email not verified".into()) }
+    /// });
+    /// # let _ = builder;
+    /// ```
+    pub fn validate<F>(mut self, validator: F) -> Self
+    where
+        F: Fn(&T) -> Result<(), Cow<'static, str>> + Send + Sync + 'static,
+    {
+        self.validators.push(Box::new(validator));
+        self
+    }
+
+    /// The longest token accepted, in bytes; longer ones are refused before any decoding.
+    /// Default: 8 KiB.
+    pub fn max_token_len(mut self, max_token_len: usize) -> Self {
+        self.max_token_len = max_token_len;
+        self
+    }
+
+    /// Also reads the token from this cookie. Default: only `Authorization: Bearer`.
+    pub fn token_from_cookie(mut self, name: impl Into<String>) -> Self {
+        self.token_sources.push(TokenSource::Cookie(name.into()));
+        self
+    }
+
+    /// Also reads the token from this header, as a bare token. Default: only
+    /// `Authorization: Bearer`.
+    pub fn token_from_header(mut self, name: HeaderName) -> Self {
+        self.token_sources.push(TokenSource::Header(name));
+        self
+    }
+
+    /// Also reads the token from this query parameter (RFC 6750 §2.3, discouraged: URLs are
+    /// logged). Default: only `Authorization: Bearer`.
+    pub fn token_from_query(mut self, name: impl Into<String>) -> Self {
+        self.token_sources.push(TokenSource::Query(name.into()));
+        self
+    }
+
+    /// The `realm` of the `WWW-Authenticate` challenges. Default: none.
+    pub fn realm(mut self, realm: impl Into<String>) -> Self {
+        self.realm = Some(realm.into());
+        self
+    }
+
+    /// Reads every key source and builds the layer.
+    ///
+    /// # Errors
+    ///
+    /// A [`ConfigError`] naming the setting or key source that is wrong.
+    pub async fn build(self) -> Result<JwtAuthLayer<T>, ConfigError> {
+        install_crypto_provider();
+        if self.issuers.is_empty() {
+            return Err(ConfigError::NoIssuer);
+        }
+        if self.max_token_len == 0 {
+            return Err(ConfigError::InvalidSetting {
+                name: "max_token_len",
+                reason: "must be at least 1".to_owned(),
+            });
+        }
+        check_issuers_are_distinct(&self.issuers)?;
+        let issuers = self
+            .issuers
+            .into_iter()
+            .map(Issuer::build)
+            .collect::<Result<Box<[_]>, _>>()?;
+        let rules = ClaimRules {
+            leeway_secs: seconds(self.leeway),
+            require_exp: self.require_exp,
+            token_type: self.token_type.map(String::into_boxed_str),
+            max_age_secs: self.max_age.map(seconds),
+            required_claims: self
+                .required_claims
+                .into_iter()
+                .map(String::into_boxed_str)
+                .collect(),
+        };
+        let realm: Option<Arc<str>> = self.realm.map(Arc::from);
+        let shared = Shared {
+            verifier: Verifier {
+                issuers,
+                rules,
+                validators: self.validators.into_boxed_slice(),
+            },
+            extractor: TokenExtractor {
+                extra_sources: self.token_sources.into_boxed_slice(),
+                max_len: self.max_token_len,
+            },
+            realm: realm.clone(),
+        };
+        let rejection = match realm {
+            Some(realm) => DefaultRejection::with_realm(realm),
+            None => DefaultRejection::default(),
+        };
+        Ok(JwtAuthLayer::from_parts(Arc::new(shared), rejection))
+    }
+}
+
+fn check_issuers_are_distinct(issuers: &[Issuer]) -> Result<(), ConfigError> {
+    let mut seen = HashSet::new();
+    for issuer in issuers {
+        let duplicate = match &issuer.iss {
+            None => issuers.len() > 1,
+            Some(iss) => !seen.insert(iss.as_str()),
+        };
+        if duplicate {
+            return Err(ConfigError::AmbiguousIssuer(issuer.name().to_owned()));
+        }
+    }
+    Ok(())
+}
+
+fn seconds(duration: Duration) -> i64 {
+    i64::try_from(duration.as_secs()).unwrap_or(i64::MAX)
+}
+
+/// `jsonwebtoken` needs a process-wide crypto provider before its first use; installing it here
+/// means nothing can panic on a first decode. Another part of the program may have installed one
+/// already, which is fine.
+fn install_crypto_provider() {
+    let _ = jsonwebtoken::crypto::aws_lc::DEFAULT_PROVIDER.install_default();
+}

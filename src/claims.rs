@@ -1,0 +1,293 @@
+//! The registered claims of RFC 7519 §4.1, and what the layer hands to handlers.
+
+use std::fmt;
+use std::sync::Arc;
+
+use serde::de::{self, Deserializer, SeqAccess, Visitor};
+use serde::{Deserialize, Serialize, Serializer};
+
+use crate::algorithm::Algorithm;
+
+/// The claims a handler gets: the token's payload deserialized into `T`, behind an `Arc` so that
+/// handing it on is cheap.
+///
+/// With the `axum` feature, `Claims<T>` is an extractor, and `Option<Claims<T>>` one for routes
+/// that also serve anonymous callers (with [`JwtAuthLayer::optional`](crate::JwtAuthLayer::optional)).
+///
+/// ```
+/// use serde::Deserialize;
+/// use tower_jwt_auth::{Claims, RegisteredClaims};
+///
+/// #[derive(Deserialize)]
+/// struct MyClaims {
+///     #[serde(flatten)]
+///     registered: RegisteredClaims,
+///     email: String,
+/// }
+///
+/// async fn whoami(Claims(claims): Claims<MyClaims>) -> String {
+///     format!("{} <{}>", claims.registered.sub.as_deref().unwrap_or("?"), claims.email)
+/// }
+/// # let _ = whoami;
+/// ```
+pub struct Claims<T>(pub Arc<T>);
+
+impl<T> Clone for Claims<T> {
+    fn clone(&self) -> Self {
+        Self(Arc::clone(&self.0))
+    }
+}
+
+impl<T: fmt::Debug> fmt::Debug for Claims<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("Claims").field(&self.0).finish()
+    }
+}
+
+impl<T> std::ops::Deref for Claims<T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
+/// What the layer learnt about the token besides the typed claims: its algorithm, key, issuer and
+/// registered claims. Inserted into the request extensions next to [`Claims`]; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct VerifiedToken(Arc<TokenDetails>);
+
+#[derive(Debug)]
+struct TokenDetails {
+    algorithm: Algorithm,
+    key_id: Option<String>,
+    token_type: Option<String>,
+    registered: RegisteredClaims,
+}
+
+impl VerifiedToken {
+    pub(crate) fn new(
+        algorithm: Algorithm,
+        key_id: Option<String>,
+        token_type: Option<String>,
+        registered: RegisteredClaims,
+    ) -> Self {
+        Self(Arc::new(TokenDetails {
+            algorithm,
+            key_id,
+            token_type,
+            registered,
+        }))
+    }
+
+    /// The algorithm the signature was checked with.
+    pub fn algorithm(&self) -> Algorithm {
+        self.0.algorithm
+    }
+
+    /// The header's `kid`, if any.
+    pub fn key_id(&self) -> Option<&str> {
+        self.0.key_id.as_deref()
+    }
+
+    /// The header's `typ`, if any.
+    pub fn token_type(&self) -> Option<&str> {
+        self.0.token_type.as_deref()
+    }
+
+    /// The registered claims (`iss`, `sub`, `aud`, `exp`, `nbf`, `iat`, `jti`).
+    pub fn registered_claims(&self) -> &RegisteredClaims {
+        &self.0.registered
+    }
+}
+
+/// The registered claims of RFC 7519 §4.1.
+///
+/// Flatten it into your own claims type (`#[serde(flatten)]`) to get them alongside your own.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[non_exhaustive]
+pub struct RegisteredClaims {
+    /// `iss`: who issued the token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iss: Option<String>,
+    /// `sub`: whom the token is about.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sub: Option<String>,
+    /// `aud`: for whom the token is meant, one or many.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aud: Option<Audience>,
+    /// `exp`: when the token expires.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exp: Option<NumericDate>,
+    /// `nbf`: when the token starts being valid.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nbf: Option<NumericDate>,
+    /// `iat`: when the token was issued.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iat: Option<NumericDate>,
+    /// `jti`: the token's unique id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jti: Option<String>,
+}
+
+/// A JWT `NumericDate`: seconds since the Unix epoch. Fractional values are rounded down;
+/// out-of-range values saturate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct NumericDate(pub i64);
+
+impl NumericDate {
+    /// Seconds since the Unix epoch.
+    pub fn seconds(self) -> i64 {
+        self.0
+    }
+}
+
+impl Serialize for NumericDate {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_i64(self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for NumericDate {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct NumericDateVisitor;
+
+        impl Visitor<'_> for NumericDateVisitor {
+            type Value = NumericDate;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a number of seconds since the epoch")
+            }
+
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<NumericDate, E> {
+                Ok(NumericDate(v))
+            }
+
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<NumericDate, E> {
+                Ok(NumericDate(i64::try_from(v).unwrap_or(i64::MAX)))
+            }
+
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<NumericDate, E> {
+                if v.is_finite() {
+                    // `as` saturates at the i64 bounds.
+                    Ok(NumericDate(v.floor() as i64))
+                } else {
+                    Err(E::custom("not a finite number"))
+                }
+            }
+        }
+
+        deserializer.deserialize_any(NumericDateVisitor)
+    }
+}
+
+/// The `aud` claim: a single string or an array of strings (RFC 7519 §4.1.3).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Audience {
+    /// `"aud": "api"`
+    Single(String),
+    /// `"aud": ["api", "admin"]`
+    Many(Vec<String>),
+}
+
+impl Audience {
+    /// Every audience named.
+    pub fn iter(&self) -> impl Iterator<Item = &str> {
+        let (single, many) = match self {
+            Self::Single(one) => (Some(one.as_str()), &[][..]),
+            Self::Many(all) => (None, all.as_slice()),
+        };
+        single.into_iter().chain(many.iter().map(String::as_str))
+    }
+
+    /// Whether `audience` is among them.
+    pub fn contains(&self, audience: &str) -> bool {
+        self.iter().any(|candidate| candidate == audience)
+    }
+}
+
+impl Serialize for Audience {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Self::Single(one) => serializer.serialize_str(one),
+            Self::Many(all) => all.serialize(serializer),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Audience {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct AudienceVisitor;
+
+        impl<'de> Visitor<'de> for AudienceVisitor {
+            type Value = Audience;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string or an array of strings")
+            }
+
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Audience, E> {
+                Ok(Audience::Single(v.to_owned()))
+            }
+
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Audience, A::Error> {
+                let mut all = Vec::with_capacity(seq.size_hint().unwrap_or(1).min(16));
+                while let Some(one) = seq.next_element::<String>()? {
+                    all.push(one);
+                }
+                Ok(Audience::Many(all))
+            }
+        }
+
+        deserializer.deserialize_any(AudienceVisitor)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numeric_dates_accept_integers_and_fractions_but_not_strings() {
+        let parse = |text: &str| serde_json::from_str::<NumericDate>(text);
+        assert_eq!(parse("1700000000").unwrap(), NumericDate(1_700_000_000));
+        assert_eq!(parse("1700000000.9").unwrap(), NumericDate(1_700_000_000));
+        assert_eq!(parse("-5").unwrap(), NumericDate(-5));
+        assert_eq!(parse("1e300").unwrap(), NumericDate(i64::MAX));
+        assert_eq!(
+            parse("18446744073709551615").unwrap(),
+            NumericDate(i64::MAX)
+        );
+        for bad in ["\"1700000000\"", "true", "null", "[1]", "{}"] {
+            assert!(parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn audience_is_one_or_many_strings() {
+        let one: Audience = serde_json::from_str("\"api\"").unwrap();
+        assert!(one.contains("api"));
+        let many: Audience = serde_json::from_str(r#"["a","api"]"#).unwrap();
+        assert!(many.contains("api"));
+        assert!(!many.contains("b"));
+        assert_eq!(many.iter().count(), 2);
+        for bad in ["1", r#"["a",1]"#, "null", "{}"] {
+            assert!(serde_json::from_str::<Audience>(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn registered_claims_flatten_into_user_claims() {
+        #[derive(Deserialize)]
+        struct Mine {
+            #[serde(flatten)]
+            registered: RegisteredClaims,
+            email: String,
+        }
+        let mine: Mine =
+            serde_json::from_str(r#"{"sub":"u1","aud":["x"],"exp":10,"email":"a@b"}"#).unwrap();
+        assert_eq!(mine.registered.sub.as_deref(), Some("u1"));
+        assert_eq!(mine.registered.exp, Some(NumericDate(10)));
+        assert_eq!(mine.email, "a@b");
+    }
+}

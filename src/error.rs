@@ -1,0 +1,248 @@
+//! Why a request was rejected, and why a layer could not be built.
+
+use std::borrow::Cow;
+use std::time::Duration;
+
+use http::StatusCode;
+
+/// Why the layer rejected a request.
+///
+/// One variant per cause, so that a custom [`RejectionResponse`](crate::RejectionResponse) can map
+/// each to whatever response it wants (problem details, a gRPC status …). The default mapping
+/// follows RFC 6750 §3; see [`AuthError::status`], [`AuthError::error_code`] and
+/// [`AuthError::description`].
+///
+/// The `Display` text names the cause for operators; it never contains the token or key material.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum AuthError {
+    /// The request carries no token (and the layer is not in optional mode).
+    #[error("no bearer token in the request")]
+    MissingToken,
+    /// The `Authorization` header is not `Bearer <one b64token>`.
+    #[error("malformed authorization header")]
+    MalformedAuthorizationHeader,
+    /// The token came in more than one place (two `Authorization` headers, or a header and a
+    /// cookie …).
+    #[error("more than one token in the request")]
+    MultipleTokens,
+    /// The token is longer than the configured maximum; it was not decoded.
+    #[error("token longer than the configured maximum")]
+    TokenTooLarge,
+    /// The token is not a well-formed compact JWS (parts, base64url, JSON, member types).
+    #[error("malformed token: {0}")]
+    MalformedToken(&'static str),
+    /// The token is a JWE (five parts) or a nested JWT (`cty: JWT`), which this crate does not accept.
+    #[error("encrypted or nested tokens are not accepted")]
+    UnsupportedTokenFormat,
+    /// The token is unsecured (`alg: none`).
+    #[error("unsecured token (alg none)")]
+    UnsecuredToken,
+    /// The header's `alg` is not one this crate implements.
+    #[error("unsupported algorithm")]
+    UnsupportedAlgorithm,
+    /// The `alg` is not in the issuer's allow-list.
+    #[error("algorithm not allowed for this issuer")]
+    AlgorithmNotAllowed,
+    /// The header's `crit` names an extension this crate does not understand (RFC 7515 §4.1.11),
+    /// or the token uses the unencoded payload option (`b64: false`).
+    #[error("unsupported critical header parameter")]
+    UnsupportedCriticalHeader,
+    /// The header's `typ` is not the required one (e.g. `at+jwt`).
+    #[error("token type not accepted")]
+    WrongTokenType,
+    /// No key of the issuer fits the token's `kid` and `alg`.
+    #[error("no key for this token")]
+    UnknownKey,
+    /// A key has the token's `kid`, but it is pinned to another algorithm (or another key type).
+    #[error("algorithm does not match the key")]
+    KeyAlgorithmMismatch,
+    /// The signature does not verify with the selected key.
+    #[error("signature invalid")]
+    InvalidSignature,
+    /// The `iss` claim is missing or not a configured issuer.
+    #[error("issuer not allowed")]
+    IssuerNotAllowed,
+    /// The `aud` claim is missing or names none of the configured audiences.
+    #[error("audience not allowed")]
+    AudienceNotAllowed,
+    /// `exp` is in the past (beyond the leeway).
+    #[error("token expired")]
+    Expired,
+    /// `nbf` is in the future (beyond the leeway).
+    #[error("token not yet valid")]
+    NotYetValid,
+    /// `iat` is in the future (beyond the leeway).
+    #[error("token issued in the future")]
+    IssuedInFuture,
+    /// `iat` is older than the configured maximum token age.
+    #[error("token too old")]
+    TooOld,
+    /// A required claim is absent.
+    #[error("missing required claim `{0}`")]
+    MissingClaim(Cow<'static, str>),
+    /// A claim has the wrong type (e.g. `exp` as a string) or the payload does not deserialize into
+    /// the claims type.
+    #[error("invalid claim `{0}`")]
+    InvalidClaim(Cow<'static, str>),
+    /// A user validator rejected the claims.
+    #[error("claims rejected: {0}")]
+    ClaimsRejected(Cow<'static, str>),
+    /// The claims lack a scope the route requires.
+    #[error("insufficient scope")]
+    InsufficientScope {
+        /// The scopes the route requires, space-separated, as sent in `WWW-Authenticate`.
+        required: Cow<'static, str>,
+    },
+    /// No usable key set exists for the issuer (keys not loaded yet, or stale past the allowed
+    /// maximum). The token may be fine; the server can't tell.
+    #[error("signing keys unavailable")]
+    KeysUnavailable {
+        /// When a client may retry.
+        retry_after: Duration,
+    },
+}
+
+impl AuthError {
+    /// The HTTP status RFC 6750 §3 gives this error: `400`, `401`, `403` or `503`.
+    pub fn status(&self) -> StatusCode {
+        if let Self::KeysUnavailable { .. } = self {
+            return StatusCode::SERVICE_UNAVAILABLE;
+        }
+        match self.error_code() {
+            Some(ErrorCode::InvalidRequest) => StatusCode::BAD_REQUEST,
+            Some(ErrorCode::InsufficientScope) => StatusCode::FORBIDDEN,
+            Some(ErrorCode::InvalidToken) | None => StatusCode::UNAUTHORIZED,
+        }
+    }
+
+    /// The RFC 6750 `error` code, or `None` when the request had no token (§3.1: no code then)
+    /// or the server, not the token, is at fault.
+    pub fn error_code(&self) -> Option<ErrorCode> {
+        match self {
+            Self::MissingToken | Self::KeysUnavailable { .. } => None,
+            Self::MalformedAuthorizationHeader | Self::MultipleTokens => {
+                Some(ErrorCode::InvalidRequest)
+            }
+            Self::InsufficientScope { .. } => Some(ErrorCode::InsufficientScope),
+            _ => Some(ErrorCode::InvalidToken),
+        }
+    }
+
+    /// A short description that is safe to send to the client as `error_description`: it names
+    /// the cause and never echoes the token, key material or internal addresses.
+    pub fn description(&self) -> Cow<'static, str> {
+        match self {
+            Self::MalformedToken(_) => Cow::Borrowed("malformed token"),
+            Self::MissingClaim(name) => Cow::Owned(format!("missing required claim {name}")),
+            Self::InvalidClaim(name) => Cow::Owned(format!("invalid claim {name}")),
+            Self::ClaimsRejected(reason) => reason.clone(),
+            other => Cow::Owned(other.to_string()),
+        }
+    }
+
+    /// A stable, low-cardinality name for the cause, fit for a metrics label or a log field.
+    pub fn cause(&self) -> &'static str {
+        match self {
+            Self::MissingToken => "missing_token",
+            Self::MalformedAuthorizationHeader => "malformed_authorization_header",
+            Self::MultipleTokens => "multiple_tokens",
+            Self::TokenTooLarge => "token_too_large",
+            Self::MalformedToken(_) => "malformed_token",
+            Self::UnsupportedTokenFormat => "unsupported_token_format",
+            Self::UnsecuredToken => "unsecured_token",
+            Self::UnsupportedAlgorithm => "unsupported_algorithm",
+            Self::AlgorithmNotAllowed => "algorithm_not_allowed",
+            Self::UnsupportedCriticalHeader => "unsupported_critical_header",
+            Self::WrongTokenType => "wrong_token_type",
+            Self::UnknownKey => "unknown_key",
+            Self::KeyAlgorithmMismatch => "key_algorithm_mismatch",
+            Self::InvalidSignature => "invalid_signature",
+            Self::IssuerNotAllowed => "issuer_not_allowed",
+            Self::AudienceNotAllowed => "audience_not_allowed",
+            Self::Expired => "expired",
+            Self::NotYetValid => "not_yet_valid",
+            Self::IssuedInFuture => "issued_in_future",
+            Self::TooOld => "too_old",
+            Self::MissingClaim(_) => "missing_claim",
+            Self::InvalidClaim(_) => "invalid_claim",
+            Self::ClaimsRejected(_) => "claims_rejected",
+            Self::InsufficientScope { .. } => "insufficient_scope",
+            Self::KeysUnavailable { .. } => "keys_unavailable",
+        }
+    }
+}
+
+/// The `error` codes of RFC 6750 §3.1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorCode {
+    /// `invalid_request`: the request is malformed.
+    InvalidRequest,
+    /// `invalid_token`: the token is expired, revoked, malformed or invalid for other reasons.
+    InvalidToken,
+    /// `insufficient_scope`: the token lacks a privilege the resource requires.
+    InsufficientScope,
+}
+
+impl ErrorCode {
+    /// The code as it appears in `WWW-Authenticate`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::InvalidRequest => "invalid_request",
+            Self::InvalidToken => "invalid_token",
+            Self::InsufficientScope => "insufficient_scope",
+        }
+    }
+}
+
+/// Why a [`JwtAuthLayer`](crate::JwtAuthLayer) could not be built from its configuration.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// No issuer was configured.
+    #[error("no issuer configured")]
+    NoIssuer,
+    /// Two issuers share the same `iss`, or an issuer without `iss` check sits beside others.
+    #[error("issuer `{0}` is configured twice, or an unchecked issuer is mixed with others")]
+    AmbiguousIssuer(String),
+    /// An issuer has no key source.
+    #[error("issuer `{0}` has no key source")]
+    NoKeys(String),
+    /// A key source yielded no usable key.
+    #[error("key source `{source_name}` has no usable key: {reason}")]
+    NoUsableKey {
+        /// The source, e.g. a file path or `inline JWKS`.
+        source_name: String,
+        /// Why nothing could be used.
+        reason: String,
+    },
+    /// A key could not be read (bad PEM, bad JWK, bad JWKS JSON).
+    #[error("invalid key in `{source_name}`: {reason}")]
+    InvalidKey {
+        /// The source, e.g. a file path or `inline JWKS`.
+        source_name: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A key file could not be read.
+    #[error("cannot read key file `{path}`: {source}")]
+    KeyFile {
+        /// The file.
+        path: std::path::PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// An algorithm in an allow-list is not usable here (e.g. HMAC without a shared secret).
+    #[error("algorithm setting invalid: {0}")]
+    Algorithm(String),
+    /// A setting is out of range (e.g. a zero maximum token size).
+    #[error("invalid setting `{name}`: {reason}")]
+    InvalidSetting {
+        /// The builder method.
+        name: &'static str,
+        /// What is wrong with the value.
+        reason: String,
+    },
+}

@@ -1,0 +1,193 @@
+//! A JSON object read once, strictly: member names unique, values kept as raw slices so that each
+//! member is decoded only when it is asked for.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use serde::Deserialize;
+use serde::de::{self, DeserializeOwned, Deserializer, MapAccess, Visitor};
+use serde_json::value::RawValue;
+
+/// Why a JSON object was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ObjectError {
+    /// Not valid JSON, not an object, or nested deeper than serde_json's recursion limit.
+    Malformed,
+    /// A member name appears twice. RFC 7515 §4 and RFC 7519 §4 let a parser reject this, and we
+    /// do: two readers could otherwise disagree about which value counts.
+    DuplicateMember,
+}
+
+/// The members of a JSON object, sorted by name.
+#[derive(Debug)]
+pub(crate) struct JsonObject<'a> {
+    members: Vec<(Cow<'a, str>, &'a RawValue)>,
+}
+
+impl<'a> JsonObject<'a> {
+    pub(crate) fn parse(text: &'a str) -> Result<Self, ObjectError> {
+        let Members(mut members) =
+            serde_json::from_str(text).map_err(|_| ObjectError::Malformed)?;
+        members.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        if members.windows(2).any(|pair| pair[0].0 == pair[1].0) {
+            return Err(ObjectError::DuplicateMember);
+        }
+        Ok(Self { members })
+    }
+
+    /// The raw value of a member, if present.
+    pub(crate) fn raw(&self, name: &str) -> Option<&'a RawValue> {
+        self.members
+            .binary_search_by(|(key, _)| key.as_ref().cmp(name))
+            .ok()
+            .map(|index| self.members[index].1)
+    }
+
+    /// Whether a member is present with a value other than `null`.
+    pub(crate) fn has(&self, name: &str) -> bool {
+        self.raw(name).is_some_and(|raw| raw.get() != "null")
+    }
+
+    /// Decodes a member. `Ok(None)` when absent; `Err` when present but of the wrong type
+    /// (including `null`: a member that is there must be meaningful).
+    pub(crate) fn get<T: DeserializeOwned>(&self, name: &str) -> Result<Option<T>, ()> {
+        match self.raw(name) {
+            None => Ok(None),
+            Some(raw) => serde_json::from_str(raw.get()).map(Some).map_err(|_| ()),
+        }
+    }
+
+    /// Decodes a string member without copying it when it has no escapes.
+    pub(crate) fn get_str(&self, name: &str) -> Result<Option<Cow<'a, str>>, ()> {
+        match self.raw(name) {
+            None => Ok(None),
+            Some(raw) => {
+                let BorrowedStr(value) = serde_json::from_str(raw.get()).map_err(|_| ())?;
+                Ok(Some(value))
+            }
+        }
+    }
+}
+
+/// The members in document order, duplicates included (they are detected after sorting).
+struct Members<'a>(Vec<(Cow<'a, str>, &'a RawValue)>);
+
+impl<'de> Deserialize<'de> for Members<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct MembersVisitor;
+
+        impl<'de> Visitor<'de> for MembersVisitor {
+            type Value = Members<'de>;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut members = Vec::with_capacity(map.size_hint().unwrap_or(8).min(64));
+                while let Some(BorrowedStr(key)) = map.next_key()? {
+                    let value: &'de RawValue = map.next_value()?;
+                    members.push((key, value));
+                }
+                Ok(Members(members))
+            }
+        }
+
+        deserializer.deserialize_map(MembersVisitor)
+    }
+}
+
+/// A JSON string, borrowed from the input unless it had escapes.
+struct BorrowedStr<'a>(Cow<'a, str>);
+
+impl<'de> Deserialize<'de> for BorrowedStr<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct StrVisitor;
+
+        impl<'de> Visitor<'de> for StrVisitor {
+            type Value = BorrowedStr<'de>;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string")
+            }
+
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(BorrowedStr(Cow::Borrowed(v)))
+            }
+
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(BorrowedStr(Cow::Owned(v.to_owned())))
+            }
+
+            fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
+                Ok(BorrowedStr(Cow::Owned(v)))
+            }
+        }
+
+        deserializer.deserialize_str(StrVisitor)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_members_by_name() {
+        let object = JsonObject::parse(r#"{"b":2,"a":"x","c":null}"#).unwrap();
+        assert_eq!(object.get::<u32>("b"), Ok(Some(2)));
+        assert_eq!(object.get_str("a").unwrap().as_deref(), Some("x"));
+        assert_eq!(object.get::<u32>("missing"), Ok(None));
+        assert!(object.has("a"));
+        assert!(!object.has("c"));
+        assert!(!object.has("missing"));
+    }
+
+    #[test]
+    fn wrong_member_type_is_an_error_not_a_default() {
+        let object = JsonObject::parse(r#"{"exp":"1700000000","n":null}"#).unwrap();
+        assert_eq!(object.get::<i64>("exp"), Err(()));
+        assert_eq!(object.get::<i64>("n"), Err(()));
+    }
+
+    #[test]
+    fn rejects_duplicate_member_names() {
+        assert_eq!(
+            JsonObject::parse(r#"{"alg":"RS256","alg":"none"}"#).unwrap_err(),
+            ObjectError::DuplicateMember
+        );
+        // The same name spelt with an escape is still the same name.
+        assert_eq!(
+            JsonObject::parse(r#"{"alg":"RS256","\u0061lg":"none"}"#).unwrap_err(),
+            ObjectError::DuplicateMember
+        );
+    }
+
+    #[test]
+    fn rejects_what_is_not_one_object() {
+        for text in ["[]", "1", "\"x\"", "{", "{}{}", "{\"a\":1} x", "", "null"] {
+            assert_eq!(
+                JsonObject::parse(text).unwrap_err(),
+                ObjectError::Malformed,
+                "{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn deep_nesting_does_not_overflow_the_stack() {
+        // Raw member values are skipped without recursion; decoding one is bounded by
+        // serde_json's recursion limit.
+        let text = format!("{{\"a\":{}1{}}}", "[".repeat(100_000), "]".repeat(100_000));
+        let object = JsonObject::parse(&text).expect("skipping nested arrays is iterative");
+        assert!(object.get::<serde_json::Value>("a").is_err());
+        let deep_top = format!("{}1{}", "[".repeat(100_000), "]".repeat(100_000));
+        assert!(JsonObject::parse(&deep_top).is_err());
+    }
+
+    #[test]
+    fn decodes_escaped_strings() {
+        let object = JsonObject::parse(r#"{"kid":"a\"b"}"#).unwrap();
+        assert_eq!(object.get_str("kid").unwrap().as_deref(), Some("a\"b"));
+    }
+}

@@ -1,0 +1,338 @@
+//! Splitting a compact JWS (RFC 7515 §7.1) and reading its header, once.
+
+use std::borrow::Cow;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+use crate::algorithm::Algorithm;
+use crate::error::AuthError;
+use crate::json::{JsonObject, ObjectError};
+
+/// The parts of a compact JWS whose header has been read and checked.
+#[derive(Debug)]
+pub(crate) struct CompactJws<'a> {
+    pub(crate) header: JwsHeader,
+    /// `BASE64URL(header) '.' BASE64URL(payload)`: the bytes the signature covers.
+    pub(crate) signing_input: &'a [u8],
+    pub(crate) payload: Vec<u8>,
+    pub(crate) signature: Vec<u8>,
+}
+
+/// The header members this crate acts on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct JwsHeader {
+    pub(crate) alg: Algorithm,
+    pub(crate) kid: Option<String>,
+    pub(crate) typ: Option<String>,
+}
+
+/// Decodes base64url strictly: no padding, no `+` or `/`, no whitespace, no non-zero trailing
+/// bits, so that each token has exactly one encoding.
+pub(crate) fn decode_base64url(input: &str) -> Option<Vec<u8>> {
+    URL_SAFE_NO_PAD.decode(input).ok()
+}
+
+impl<'a> CompactJws<'a> {
+    /// Splits the token and reads its header and payload bytes. The signature is not checked here.
+    pub(crate) fn parse(token: &'a str) -> Result<Self, AuthError> {
+        let mut parts = token.split('.');
+        let (Some(header), Some(payload), Some(signature)) =
+            (parts.next(), parts.next(), parts.next())
+        else {
+            return Err(AuthError::MalformedToken(
+                "token is not three dot-separated parts",
+            ));
+        };
+        match parts.count() {
+            0 => {}
+            // Five parts is the JWE compact serialization.
+            2 => return Err(AuthError::UnsupportedTokenFormat),
+            _ => {
+                return Err(AuthError::MalformedToken(
+                    "token is not three dot-separated parts",
+                ));
+            }
+        }
+
+        let header_bytes =
+            decode_base64url(header).ok_or(AuthError::MalformedToken("header is not base64url"))?;
+        let header = JwsHeader::parse(&header_bytes)?;
+        let payload = decode_base64url(payload)
+            .ok_or(AuthError::MalformedToken("payload is not base64url"))?;
+        if signature.is_empty() {
+            return Err(AuthError::MalformedToken("empty signature"));
+        }
+        let signature = decode_base64url(signature)
+            .ok_or(AuthError::MalformedToken("signature is not base64url"))?;
+
+        let signing_input_len = token.len() - signature_len(token);
+        Ok(Self {
+            header,
+            signing_input: &token.as_bytes()[..signing_input_len],
+            payload,
+            signature,
+        })
+    }
+}
+
+/// Length of `'.' signature`, the tail that is not signed.
+fn signature_len(token: &str) -> usize {
+    token.rfind('.').map_or(0, |dot| token.len() - dot)
+}
+
+impl JwsHeader {
+    fn parse(bytes: &[u8]) -> Result<Self, AuthError> {
+        let text = std::str::from_utf8(bytes)
+            .map_err(|_| AuthError::MalformedToken("header is not UTF-8"))?;
+        let object = JsonObject::parse(text).map_err(|err| match err {
+            ObjectError::Malformed => AuthError::MalformedToken("header is not a JSON object"),
+            ObjectError::DuplicateMember => {
+                AuthError::MalformedToken("header has a duplicate member")
+            }
+        })?;
+
+        let alg = object
+            .get_str("alg")
+            .map_err(|()| AuthError::MalformedToken("alg is not a string"))?
+            .ok_or(AuthError::MalformedToken("header has no alg"))?;
+        if alg.eq_ignore_ascii_case("none") {
+            return Err(AuthError::UnsecuredToken);
+        }
+        let alg = alg
+            .parse::<Algorithm>()
+            .map_err(|_| AuthError::UnsupportedAlgorithm)?;
+
+        // No extension is understood here, so any `crit` is refused (RFC 7515 §4.1.11). An empty or
+        // non-array `crit` is malformed in its own right.
+        match object.get::<Vec<String>>("crit") {
+            Ok(None) => {}
+            Ok(Some(names)) if !names.is_empty() => {
+                return Err(AuthError::UnsupportedCriticalHeader);
+            }
+            _ => {
+                return Err(AuthError::MalformedToken(
+                    "crit is not a non-empty string array",
+                ));
+            }
+        }
+        // RFC 7797: `b64: false` changes what is signed; it is only valid under `crit`, which is
+        // refused above, so a bare `b64: false` is refused too rather than silently misread.
+        match object.get::<bool>("b64") {
+            Ok(None | Some(true)) => {}
+            Ok(Some(false)) => return Err(AuthError::UnsupportedCriticalHeader),
+            Err(()) => return Err(AuthError::MalformedToken("b64 is not a boolean")),
+        }
+        if object.has("enc") {
+            // A JWE header in a three-part token.
+            return Err(AuthError::UnsupportedTokenFormat);
+        }
+        let cty = object
+            .get_str("cty")
+            .map_err(|()| AuthError::MalformedToken("cty is not a string"))?;
+        if cty.as_deref().is_some_and(is_jwt_media_type) {
+            // A nested JWT would need a second verification with its own keys.
+            return Err(AuthError::UnsupportedTokenFormat);
+        }
+
+        let kid = object
+            .get_str("kid")
+            .map_err(|()| AuthError::MalformedToken("kid is not a string"))?
+            .map(Cow::into_owned);
+        let typ = object
+            .get_str("typ")
+            .map_err(|()| AuthError::MalformedToken("typ is not a string"))?
+            .map(Cow::into_owned);
+        // `jku`, `x5u`, `jwk` and `x5c` are ignored: keys come only from the configured sources.
+        Ok(Self { alg, kid, typ })
+    }
+}
+
+/// Whether a `typ`/`cty` value names the JWT media type (RFC 7519 §5.1, §5.2).
+fn is_jwt_media_type(value: &str) -> bool {
+    media_type_matches(value, "jwt")
+}
+
+/// Compares a JOSE media type value with `expected`, case-insensitively, accepting the
+/// `application/` prefix being present or omitted (RFC 7515 §4.1.9).
+pub(crate) fn media_type_matches(value: &str, expected: &str) -> bool {
+    fn without_application(v: &str) -> &str {
+        const PREFIX: &str = "application/";
+        match v.get(..PREFIX.len()) {
+            Some(head) if head.eq_ignore_ascii_case(PREFIX) => &v[PREFIX.len()..],
+            _ => v,
+        }
+    }
+    without_application(value).eq_ignore_ascii_case(without_application(expected))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+    fn b64(text: &str) -> String {
+        URL_SAFE_NO_PAD.encode(text)
+    }
+
+    fn token_with_header(header: &str) -> String {
+        format!("{}.{}.c2ln", b64(header), b64("{}"))
+    }
+
+    #[test]
+    fn reads_alg_kid_and_typ() {
+        let token = token_with_header(r#"{"alg":"ES256","kid":"k1","typ":"at+jwt"}"#);
+        let jws = CompactJws::parse(&token).unwrap();
+        assert_eq!(jws.header.alg, Algorithm::ES256);
+        assert_eq!(jws.header.kid.as_deref(), Some("k1"));
+        assert_eq!(jws.header.typ.as_deref(), Some("at+jwt"));
+        assert_eq!(jws.payload, b"{}");
+        assert_eq!(jws.signature, b"sig");
+        assert_eq!(
+            jws.signing_input,
+            token.rsplit_once('.').unwrap().0.as_bytes()
+        );
+    }
+
+    #[test]
+    fn rejects_unsecured_tokens_in_any_case() {
+        for alg in ["none", "None", "NONE", "nOnE"] {
+            let token = token_with_header(&format!(r#"{{"alg":"{alg}"}}"#));
+            assert_eq!(
+                CompactJws::parse(&token).unwrap_err(),
+                AuthError::UnsecuredToken
+            );
+        }
+    }
+
+    #[test]
+    fn rejects_wrong_part_counts() {
+        assert_eq!(
+            CompactJws::parse("a.b.c.d.e").unwrap_err(),
+            AuthError::UnsupportedTokenFormat
+        );
+        for token in ["", "a", "a.b", "a.b.c.d", "a.b.c.d.e.f", "..."] {
+            assert!(
+                matches!(CompactJws::parse(token), Err(AuthError::MalformedToken(_))),
+                "{token}"
+            );
+        }
+    }
+
+    #[test]
+    fn rejects_non_canonical_base64url() {
+        let header = b64(r#"{"alg":"HS256"}"#);
+        let payload = b64("{}");
+        for token in [
+            format!("{header}=.{payload}.c2ln"),
+            format!("{header}.{payload}.c2ln=="),
+            format!("{header}.{payload}.c2l+"),
+            format!("{header}.{payload}.c2l/"),
+            format!("{header}.{payload}. c2ln"),
+            // "c2l" leaves two non-zero trailing bits; only "c2k" is the canonical form of "si".
+            format!("{header}.{payload}.c2l"),
+        ] {
+            assert!(
+                matches!(CompactJws::parse(&token), Err(AuthError::MalformedToken(_))),
+                "{token}"
+            );
+        }
+    }
+
+    #[test]
+    fn rejects_empty_signature() {
+        let token = format!("{}.{}.", b64(r#"{"alg":"HS256"}"#), b64("{}"));
+        assert!(matches!(
+            CompactJws::parse(&token),
+            Err(AuthError::MalformedToken(_))
+        ));
+    }
+
+    #[test]
+    fn rejects_any_crit_and_b64_false() {
+        for header in [
+            r#"{"alg":"RS256","crit":["exp"],"exp":1}"#,
+            r#"{"alg":"RS256","crit":["b64"],"b64":false}"#,
+            r#"{"alg":"RS256","b64":false}"#,
+        ] {
+            assert_eq!(
+                CompactJws::parse(&token_with_header(header)).unwrap_err(),
+                AuthError::UnsupportedCriticalHeader,
+                "{header}"
+            );
+        }
+        for header in [
+            r#"{"alg":"RS256","crit":[]}"#,
+            r#"{"alg":"RS256","crit":"x"}"#,
+        ] {
+            assert!(matches!(
+                CompactJws::parse(&token_with_header(header)),
+                Err(AuthError::MalformedToken(_))
+            ));
+        }
+    }
+
+    #[test]
+    fn rejects_nested_and_encrypted_headers() {
+        for header in [
+            r#"{"alg":"RS256","cty":"JWT"}"#,
+            r#"{"alg":"RS256","cty":"application/jwt"}"#,
+            r#"{"alg":"RS256","enc":"A128GCM"}"#,
+        ] {
+            assert_eq!(
+                CompactJws::parse(&token_with_header(header)).unwrap_err(),
+                AuthError::UnsupportedTokenFormat,
+                "{header}"
+            );
+        }
+    }
+
+    #[test]
+    fn rejects_badly_typed_or_duplicated_header_members() {
+        for header in [
+            r#"{"alg":"RS256","kid":7}"#,
+            r#"{"alg":"RS256","kid":null}"#,
+            r#"{"alg":"RS256","typ":["JWT"]}"#,
+            r#"{"alg":256}"#,
+            r#"{"kid":"k"}"#,
+            r#"{"alg":"RS256","alg":"HS256"}"#,
+            r#"["alg","RS256"]"#,
+        ] {
+            assert!(
+                matches!(
+                    CompactJws::parse(&token_with_header(header)),
+                    Err(AuthError::MalformedToken(_))
+                ),
+                "{header}"
+            );
+        }
+    }
+
+    #[test]
+    fn unknown_algorithms_are_unsupported() {
+        let token = token_with_header(r#"{"alg":"ES512"}"#);
+        assert_eq!(
+            CompactJws::parse(&token).unwrap_err(),
+            AuthError::UnsupportedAlgorithm
+        );
+    }
+
+    #[test]
+    fn ignores_header_members_that_carry_keys() {
+        let token = token_with_header(
+            r#"{"alg":"RS256","jku":"https://evil.example/jwks","x5u":"https://evil.example/c","jwk":{"kty":"oct","k":"AA"},"x5c":["AA"]}"#,
+        );
+        assert_eq!(
+            CompactJws::parse(&token).unwrap().header.alg,
+            Algorithm::RS256
+        );
+    }
+
+    #[test]
+    fn media_types_compare_without_case_or_application_prefix() {
+        assert!(media_type_matches("at+jwt", "at+jwt"));
+        assert!(media_type_matches("application/AT+JWT", "at+jwt"));
+        assert!(media_type_matches("at+jwt", "application/at+jwt"));
+        assert!(!media_type_matches("jwt", "at+jwt"));
+    }
+}

@@ -1,0 +1,94 @@
+//! JWT bearer-token verification for [Tower](https://docs.rs/tower) and
+//! [axum](https://docs.rs/axum) services.
+//!
+//! A [`JwtAuthLayer`] takes the token from `Authorization: Bearer`, verifies it against the
+//! signing keys of its issuer, checks its claims, and hands the handler typed [`Claims`]:
+//!
+//! ```no_run
+//! use axum::{Router, routing::get};
+//! use serde::Deserialize;
+//! use tower_jwt_auth::{Claims, Issuer, JwtAuthLayer, KeySource};
+//!
+//! #[derive(Deserialize)]
+//! struct MyClaims { sub: String }
+//!
+//! async fn me(Claims(claims): Claims<MyClaims>) -> String {
+//!     claims.sub.clone()
+//! }
+//!
+//! #[tokio::main]
+//! async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//!     let auth = JwtAuthLayer::<MyClaims>::builder()
+//!         .issuer(Issuer::new("https://auth.example.com/").audience("my-api")
+//!             .key(KeySource::jwks_file("/etc/my-api/jwks.json")))
+//!         .build()
+//!         .await?;
+//!     let app = Router::new().route("/me", get(me)).layer(auth);
+//!     let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
+//!     axum::serve(listener, app).await?;
+//!     Ok(())
+//! }
+//! ```
+//!
+//! # What is checked
+//!
+//! - The request: exactly one token, in `Authorization: Bearer` (scheme matched without case,
+//!   RFC 6750 §2.1) or in an opt-in cookie, header or query parameter; at most 8 KiB by default.
+//! - The token: a compact JWS of three strict-base64url parts (JWE and `alg: none` refused), no
+//!   duplicate JSON members, no `crit` extension, no nested JWT.
+//! - The key: the issuer is chosen by `iss`, then the key by `kid`; the algorithm is pinned by the
+//!   key (`alg`, `kty`, `crv`) and the issuer's allow-list. HMAC only with a configured secret.
+//! - The claims: `exp` (required by default), `nbf`, `iat` not in the future, with a leeway
+//!   (default 60 s); `iss` and `aud` required and matching once configured; optionally `typ`
+//!   (`at+jwt`), a maximum age, required claims and your own validators.
+//!
+//! Rejections follow RFC 6750 §3 ([`DefaultRejection`]) or any mapping you give
+//! ([`RejectionResponse`]); each cause is an [`AuthError`] variant.
+//!
+//! # Features
+//!
+//! - `axum` (default): the [`Claims`] and [`VerifiedToken`] extractors.
+#![cfg_attr(docsrs, feature(doc_cfg))]
+#![forbid(unsafe_code)]
+#![warn(
+    missing_docs,
+    missing_debug_implementations,
+    rust_2018_idioms,
+    unreachable_pub,
+    clippy::unwrap_used
+)]
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
+mod algorithm;
+mod builder;
+mod claims;
+mod error;
+#[cfg(feature = "axum")]
+mod extract;
+mod future;
+mod json;
+mod jws;
+mod keys;
+mod layer;
+mod response;
+mod service;
+mod token;
+mod verify;
+
+pub use algorithm::{Algorithm, UnsupportedAlgorithm};
+pub use builder::{DEFAULT_LEEWAY, DEFAULT_MAX_TOKEN_LEN, Issuer, JwtAuthBuilder};
+pub use claims::{Audience, Claims, NumericDate, RegisteredClaims, VerifiedToken};
+pub use error::{AuthError, ConfigError, ErrorCode};
+#[cfg(feature = "axum")]
+pub use extract::ClaimsRejection;
+pub use future::ResponseFuture;
+pub use keys::{KeySource, SkippedKey};
+pub use layer::JwtAuthLayer;
+pub use response::{DefaultRejection, RejectionResponse, www_authenticate};
+pub use service::JwtAuth;
+pub use token::TokenSource;
+
+/// The README's examples, compiled as doc tests so that they stay true.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

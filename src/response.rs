@@ -1,0 +1,188 @@
+//! Turning an [`AuthError`] into a response: RFC 6750 §3 by default, anything through
+//! [`RejectionResponse`].
+
+use std::sync::Arc;
+
+use http::header::{RETRY_AFTER, WWW_AUTHENTICATE};
+use http::{HeaderValue, Response};
+
+use crate::error::AuthError;
+
+/// Builds the response for a rejected request.
+///
+/// Implemented by [`DefaultRejection`] (RFC 6750) and by any
+/// `Fn(&AuthError) -> http::Response<B>` closure, so that a service can answer with JSON problem
+/// details, a gRPC status, or anything else. Whatever it returns, the layer inserts the
+/// [`AuthError`] into the response's extensions, so outer layers (logging, metrics) can see why.
+///
+/// ```
+/// use http::{Response, StatusCode};
+/// use tower_jwt_auth::{AuthError, RejectionResponse};
+///
+/// let problem_json = |error: &AuthError| {
+///     Response::builder()
+///         .status(error.status())
+///         .header("content-type", "application/problem+json")
+///         .body(format!(r#"{{"title":"{}"}}"#, error.description()))
+///         .unwrap()
+/// };
+/// let response = problem_json.reject(&AuthError::Expired);
+/// assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+/// ```
+pub trait RejectionResponse<B> {
+    /// The response for `error`.
+    fn reject(&self, error: &AuthError) -> Response<B>;
+}
+
+impl<B, F> RejectionResponse<B> for F
+where
+    F: Fn(&AuthError) -> Response<B>,
+{
+    fn reject(&self, error: &AuthError) -> Response<B> {
+        self(error)
+    }
+}
+
+/// The RFC 6750 §3 rejection: the status of [`AuthError::status`], an empty body, a
+/// `WWW-Authenticate: Bearer` challenge with `realm`, `error` and `error_description`, and
+/// `Retry-After` when keys are unavailable.
+#[derive(Debug, Clone, Default)]
+pub struct DefaultRejection {
+    realm: Option<Arc<str>>,
+}
+
+impl DefaultRejection {
+    /// A rejection whose challenges carry `realm`.
+    pub fn with_realm(realm: impl Into<Arc<str>>) -> Self {
+        Self {
+            realm: Some(realm.into()),
+        }
+    }
+}
+
+impl<B: Default> RejectionResponse<B> for DefaultRejection {
+    fn reject(&self, error: &AuthError) -> Response<B> {
+        let mut response = Response::new(B::default());
+        *response.status_mut() = error.status();
+        let headers = response.headers_mut();
+        headers.insert(
+            WWW_AUTHENTICATE,
+            www_authenticate(error, self.realm.as_deref()),
+        );
+        if let AuthError::KeysUnavailable { retry_after } = error {
+            headers.insert(RETRY_AFTER, HeaderValue::from(retry_after.as_secs().max(1)));
+        }
+        response
+    }
+}
+
+/// The `WWW-Authenticate` challenge for `error` (RFC 6750 §3): `Bearer`, then `realm` if given,
+/// then `error`, `error_description` and, for `insufficient_scope`, `scope`. A request without a
+/// token gets no error code (§3.1).
+pub fn www_authenticate(error: &AuthError, realm: Option<&str>) -> HeaderValue {
+    let mut params: Vec<(&str, String)> = Vec::with_capacity(4);
+    if let Some(realm) = realm {
+        params.push(("realm", realm.to_owned()));
+    }
+    if let Some(code) = error.error_code() {
+        params.push(("error", code.as_str().to_owned()));
+        params.push(("error_description", error.description().into_owned()));
+    }
+    if let AuthError::InsufficientScope { required } = error {
+        params.push(("scope", required.to_string()));
+    }
+    let mut value = String::from("Bearer");
+    for (index, (name, raw)) in params.iter().enumerate() {
+        value.push_str(if index == 0 { " " } else { ", " });
+        value.push_str(name);
+        value.push_str("=\"");
+        value.push_str(&quoted_string_content(raw));
+        value.push('"');
+    }
+    // Every byte is visible ASCII or a space after `quoted_string_content`.
+    HeaderValue::from_str(&value).unwrap_or_else(|_| HeaderValue::from_static("Bearer"))
+}
+
+/// The content of an RFC 9110 quoted-string: `"` and `\` escaped, and anything that is not
+/// visible ASCII or a space replaced, since RFC 6750 limits these values to that set.
+fn quoted_string_content(raw: &str) -> String {
+    let mut out = String::with_capacity(raw.len());
+    for c in raw.chars() {
+        match c {
+            '"' | '\\' => {
+                out.push('\\');
+                out.push(c);
+            }
+            ' '..='~' => out.push(c),
+            _ => out.push('?'),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn challenge(error: &AuthError, realm: Option<&str>) -> String {
+        www_authenticate(error, realm).to_str().unwrap().to_owned()
+    }
+
+    #[test]
+    fn no_token_gets_a_bare_challenge() {
+        assert_eq!(challenge(&AuthError::MissingToken, None), "Bearer");
+        assert_eq!(
+            challenge(&AuthError::MissingToken, Some("api")),
+            r#"Bearer realm="api""#
+        );
+    }
+
+    #[test]
+    fn bad_tokens_get_invalid_token_with_a_description() {
+        assert_eq!(
+            challenge(&AuthError::Expired, Some("api")),
+            r#"Bearer realm="api", error="invalid_token", error_description="token expired""#
+        );
+    }
+
+    #[test]
+    fn malformed_requests_get_invalid_request() {
+        assert_eq!(
+            challenge(&AuthError::MultipleTokens, None),
+            r#"Bearer error="invalid_request", error_description="more than one token in the request""#
+        );
+    }
+
+    #[test]
+    fn insufficient_scope_names_the_scope() {
+        let error = AuthError::InsufficientScope {
+            required: "admin write".into(),
+        };
+        assert_eq!(
+            challenge(&error, None),
+            r#"Bearer error="insufficient_scope", error_description="insufficient scope", scope="admin write""#
+        );
+    }
+
+    #[test]
+    fn quotes_and_non_ascii_in_values_cannot_break_the_header() {
+        let error = AuthError::ClaimsRejected("say \"hi\" \\ ünïcode\r\n".into());
+        let value = challenge(&error, Some("re\"alm"));
+        assert_eq!(
+            value,
+            r#"Bearer realm="re\"alm", error="invalid_token", error_description="say \"hi\" \\ ?n?code??""#
+        );
+    }
+
+    #[test]
+    fn keys_unavailable_is_503_with_retry_after() {
+        let error = AuthError::KeysUnavailable {
+            retry_after: Duration::from_secs(5),
+        };
+        let response: Response<()> = DefaultRejection::default().reject(&error);
+        assert_eq!(response.status(), http::StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(response.headers()[RETRY_AFTER], "5");
+        assert_eq!(response.headers()[WWW_AUTHENTICATE], "Bearer");
+    }
+}

@@ -1,0 +1,295 @@
+//! Getting the token out of a request: the `Authorization: Bearer` header (RFC 6750 §2.1), and,
+//! when opted in, a cookie, another header or a query parameter.
+
+use std::borrow::Cow;
+
+use http::header::{AUTHORIZATION, COOKIE};
+use http::{HeaderMap, HeaderName, Uri};
+
+use crate::error::AuthError;
+
+/// A place besides `Authorization: Bearer` where the layer may look for the token.
+///
+/// The `Authorization` header is always read. A request that carries a token in more than one
+/// place is refused (`400 invalid_request`), so that two parts of a system can't disagree about
+/// which token a request carries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TokenSource {
+    /// A cookie of this name (e.g. a browser session). Mind CSRF when you use it.
+    Cookie(String),
+    /// A header of this name holding the bare token (no `Bearer` prefix).
+    Header(HeaderName),
+    /// A query parameter of this name (RFC 6750 §2.3; discouraged, as URLs end up in logs).
+    Query(String),
+}
+
+/// Finds the token of a request.
+#[derive(Debug, Clone)]
+pub(crate) struct TokenExtractor {
+    pub(crate) extra_sources: Box<[TokenSource]>,
+    pub(crate) max_len: usize,
+}
+
+impl TokenExtractor {
+    /// The request's token, `Ok(None)` if it has none.
+    pub(crate) fn extract<'r>(
+        &self,
+        headers: &'r HeaderMap,
+        uri: &'r Uri,
+    ) -> Result<Option<Cow<'r, str>>, AuthError> {
+        let mut found = bearer_token(headers)?.map(Cow::Borrowed);
+        for source in &*self.extra_sources {
+            if let Some(token) = from_source(source, headers, uri)? {
+                if found.is_some() {
+                    return Err(AuthError::MultipleTokens);
+                }
+                found = Some(token);
+            }
+        }
+        match found {
+            Some(token) if token.len() > self.max_len => Err(AuthError::TokenTooLarge),
+            Some(token) if !is_b64token(&token) => Err(AuthError::MalformedToken(
+                "token has characters outside the b64token set",
+            )),
+            other => Ok(other),
+        }
+    }
+}
+
+/// The token of the `Authorization` header, if its scheme is `Bearer`.
+///
+/// A header with another scheme (e.g. `Basic`) carries no bearer token: the request is then
+/// treated as unauthenticated.
+fn bearer_token(headers: &HeaderMap) -> Result<Option<&str>, AuthError> {
+    let mut values = headers.get_all(AUTHORIZATION).iter();
+    let Some(value) = values.next() else {
+        return Ok(None);
+    };
+    if values.next().is_some() {
+        return Err(AuthError::MultipleTokens);
+    }
+    let value = value
+        .to_str()
+        .map_err(|_| AuthError::MalformedAuthorizationHeader)?;
+    let (scheme, rest) = value.split_at(value.find([' ', '\t']).unwrap_or(value.len()));
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return Ok(None);
+    }
+    // `"Bearer" 1*SP b64token`: one or more spaces, then exactly one token, then nothing.
+    let token = rest.trim_start_matches(' ');
+    if token.is_empty() || !is_b64token(token) {
+        return Err(AuthError::MalformedAuthorizationHeader);
+    }
+    Ok(Some(token))
+}
+
+fn from_source<'r>(
+    source: &TokenSource,
+    headers: &'r HeaderMap,
+    uri: &'r Uri,
+) -> Result<Option<Cow<'r, str>>, AuthError> {
+    match source {
+        TokenSource::Header(name) => {
+            let mut values = headers.get_all(name).iter();
+            let Some(value) = values.next() else {
+                return Ok(None);
+            };
+            if values.next().is_some() {
+                return Err(AuthError::MultipleTokens);
+            }
+            let token = value
+                .to_str()
+                .map_err(|_| AuthError::MalformedAuthorizationHeader)?;
+            Ok(Some(Cow::Borrowed(token)))
+        }
+        TokenSource::Cookie(name) => {
+            let mut found = None;
+            for header in headers.get_all(COOKIE) {
+                let Ok(text) = header.to_str() else { continue };
+                for pair in text.split(';') {
+                    let Some((key, value)) = pair.trim().split_once('=') else {
+                        continue;
+                    };
+                    if key == name {
+                        if found.is_some() {
+                            return Err(AuthError::MultipleTokens);
+                        }
+                        found = Some(Cow::Borrowed(value.trim_matches('"')));
+                    }
+                }
+            }
+            Ok(found)
+        }
+        TokenSource::Query(name) => {
+            let Some(query) = uri.query() else {
+                return Ok(None);
+            };
+            let mut found = None;
+            for (key, value) in form_urlencoded::parse(query.as_bytes()) {
+                if key == name.as_str() {
+                    if found.is_some() {
+                        return Err(AuthError::MultipleTokens);
+                    }
+                    found = Some(value);
+                }
+            }
+            Ok(found)
+        }
+    }
+}
+
+/// RFC 6750 §2.1: `b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="`.
+fn is_b64token(token: &str) -> bool {
+    let body = token.trim_end_matches('=');
+    !body.is_empty()
+        && body.bytes().all(|b| {
+            b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/')
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::HeaderValue;
+
+    fn extractor(extra: Vec<TokenSource>) -> TokenExtractor {
+        TokenExtractor {
+            extra_sources: extra.into(),
+            max_len: 64,
+        }
+    }
+
+    fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (name, value) in pairs {
+            map.append(
+                HeaderName::from_bytes(name.as_bytes()).unwrap(),
+                HeaderValue::from_str(value).unwrap(),
+            );
+        }
+        map
+    }
+
+    fn extract(pairs: &[(&str, &str)]) -> Result<Option<String>, AuthError> {
+        let uri = Uri::from_static("/");
+        extractor(vec![])
+            .extract(&headers(pairs), &uri)
+            .map(|t| t.map(Cow::into_owned))
+    }
+
+    #[test]
+    fn reads_the_bearer_scheme_in_any_case() {
+        for value in [
+            "Bearer a.b.c",
+            "bearer a.b.c",
+            "BEARER a.b.c",
+            "Bearer   a.b.c",
+        ] {
+            assert_eq!(
+                extract(&[("authorization", value)]),
+                Ok(Some("a.b.c".into())),
+                "{value}"
+            );
+        }
+    }
+
+    #[test]
+    fn no_header_or_another_scheme_is_no_token() {
+        assert_eq!(extract(&[]), Ok(None));
+        assert_eq!(
+            extract(&[("authorization", "Basic dXNlcjpwYXNz")]),
+            Ok(None)
+        );
+    }
+
+    #[test]
+    fn refuses_anything_but_exactly_one_token() {
+        for value in [
+            "Bearer",
+            "Bearer ",
+            "Bearer a.b.c d.e.f",
+            "Bearer a.b.c realm=\"x\"",
+            "Bearer a.b.c,",
+            "Bearer\ta.b.c",
+            "Bearer a.b.c ",
+            "Bearer a b",
+            "Bearer ===",
+        ] {
+            assert_eq!(
+                extract(&[("authorization", value)]),
+                Err(AuthError::MalformedAuthorizationHeader),
+                "{value}"
+            );
+        }
+    }
+
+    #[test]
+    fn refuses_two_authorization_headers() {
+        assert_eq!(
+            extract(&[
+                ("authorization", "Bearer a.b.c"),
+                ("authorization", "Bearer d.e.f")
+            ]),
+            Err(AuthError::MultipleTokens)
+        );
+    }
+
+    #[test]
+    fn refuses_tokens_over_the_size_cap_before_decoding() {
+        let long = format!("Bearer {}", "a".repeat(65));
+        assert_eq!(
+            extract(&[("authorization", &long)]),
+            Err(AuthError::TokenTooLarge)
+        );
+        let fits = format!("Bearer {}", "a".repeat(64));
+        assert!(extract(&[("authorization", &fits)]).unwrap().is_some());
+    }
+
+    #[test]
+    fn reads_opt_in_sources() {
+        let ex = extractor(vec![
+            TokenSource::Cookie("session".into()),
+            TokenSource::Header(HeaderName::from_static("x-token")),
+            TokenSource::Query("access_token".into()),
+        ]);
+        let uri = Uri::from_static("/p?x=1&access_token=q.r.s");
+        assert_eq!(
+            ex.extract(&HeaderMap::new(), &uri).unwrap().as_deref(),
+            Some("q.r.s")
+        );
+        let cookies = headers(&[("cookie", "a=1; session=c.d.e; b=2")]);
+        assert_eq!(
+            ex.extract(&cookies, &Uri::from_static("/"))
+                .unwrap()
+                .as_deref(),
+            Some("c.d.e")
+        );
+        let custom = headers(&[("x-token", "h.i.j")]);
+        assert_eq!(
+            ex.extract(&custom, &Uri::from_static("/"))
+                .unwrap()
+                .as_deref(),
+            Some("h.i.j")
+        );
+    }
+
+    #[test]
+    fn refuses_a_token_in_two_places() {
+        let ex = extractor(vec![TokenSource::Query("access_token".into())]);
+        let uri = Uri::from_static("/?access_token=q.r.s");
+        let both = headers(&[("authorization", "Bearer a.b.c")]);
+        assert_eq!(ex.extract(&both, &uri), Err(AuthError::MultipleTokens));
+        let twice = Uri::from_static("/?access_token=a&access_token=b");
+        assert_eq!(
+            ex.extract(&HeaderMap::new(), &twice),
+            Err(AuthError::MultipleTokens)
+        );
+    }
+
+    #[test]
+    fn ignores_the_query_unless_opted_in() {
+        let uri = Uri::from_static("/?access_token=q.r.s");
+        assert_eq!(extractor(vec![]).extract(&HeaderMap::new(), &uri), Ok(None));
+    }
+}

@@ -1,0 +1,220 @@
+//! Verifying a token: issuer, key, algorithm pinning, signature, then the claims.
+
+use std::borrow::Cow;
+use std::sync::Arc;
+
+use serde::de::DeserializeOwned;
+
+use crate::algorithm::AlgorithmSet;
+use crate::claims::{Claims, NumericDate, RegisteredClaims, VerifiedToken};
+use crate::error::AuthError;
+use crate::json::{JsonObject, ObjectError};
+use crate::jws::{CompactJws, media_type_matches};
+use crate::keys::{KeyLookup, KeyStore};
+
+/// A user check on the typed claims; `Err` carries a reason safe to show the client.
+pub(crate) type Validator<T> = Box<dyn Fn(&T) -> Result<(), Cow<'static, str>> + Send + Sync>;
+
+/// One trusted issuer: its `iss`, audiences, algorithms and keys.
+#[derive(Debug)]
+pub(crate) struct IssuerPolicy {
+    /// The expected `iss`; `None` accepts any (or no) `iss`, allowed only for a sole issuer.
+    pub(crate) iss: Option<Box<str>>,
+    /// Accepted audiences; empty means `aud` is not checked.
+    pub(crate) audiences: Box<[Box<str>]>,
+    pub(crate) algorithms: AlgorithmSet,
+    pub(crate) keys: KeyStore,
+}
+
+/// Claim checks that apply to every issuer.
+#[derive(Debug, Clone)]
+pub(crate) struct ClaimRules {
+    pub(crate) leeway_secs: i64,
+    pub(crate) require_exp: bool,
+    pub(crate) token_type: Option<Box<str>>,
+    pub(crate) max_age_secs: Option<i64>,
+    pub(crate) required_claims: Box<[Box<str>]>,
+}
+
+/// Everything needed to verify a token, prepared once when the layer is built.
+pub(crate) struct Verifier<T> {
+    pub(crate) issuers: Box<[IssuerPolicy]>,
+    pub(crate) rules: ClaimRules,
+    pub(crate) validators: Box<[Validator<T>]>,
+}
+
+impl<T> std::fmt::Debug for Verifier<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Verifier")
+            .field("issuers", &self.issuers)
+            .field("rules", &self.rules)
+            .field("validators", &self.validators.len())
+            .finish()
+    }
+}
+
+/// A token that passed every check.
+pub(crate) struct Verified<T> {
+    pub(crate) claims: Claims<T>,
+    pub(crate) token: VerifiedToken,
+}
+
+impl<T: DeserializeOwned> Verifier<T> {
+    /// Verifies `token` at time `now` (seconds since the epoch).
+    pub(crate) fn verify(&self, token: &str, now: i64) -> Result<Verified<T>, AuthError> {
+        let jws = CompactJws::parse(token)?;
+        let header = &jws.header;
+        if let Some(required) = &self.rules.token_type
+            && !header
+                .typ
+                .as_deref()
+                .is_some_and(|typ| media_type_matches(typ, required))
+        {
+            return Err(AuthError::WrongTokenType);
+        }
+
+        let payload = std::str::from_utf8(&jws.payload)
+            .map_err(|_| AuthError::MalformedToken("payload is not UTF-8"))?;
+        let object = JsonObject::parse(payload).map_err(|err| match err {
+            ObjectError::Malformed => AuthError::MalformedToken("payload is not a JSON object"),
+            ObjectError::DuplicateMember => {
+                AuthError::MalformedToken("payload has a duplicate member")
+            }
+        })?;
+
+        // The issuer is chosen by the unverified `iss`; only its keys are then used, so a token
+        // can't borrow another issuer's trust.
+        let iss = object
+            .get_str("iss")
+            .map_err(|()| AuthError::InvalidClaim(Cow::Borrowed("iss")))?;
+        let issuer = self.issuer_for(iss.as_deref())?;
+        if !issuer.algorithms.contains(header.alg) {
+            return Err(AuthError::AlgorithmNotAllowed);
+        }
+
+        let keys = issuer.keys.snapshot();
+        let candidates = match keys.lookup(header.kid.as_deref(), header.alg) {
+            KeyLookup::Candidates(candidates) => candidates,
+            KeyLookup::AlgorithmMismatch => return Err(AuthError::KeyAlgorithmMismatch),
+            KeyLookup::Unknown => return Err(AuthError::UnknownKey),
+        };
+        if !candidates
+            .iter()
+            .any(|key| key.verify(jws.signing_input, &jws.signature))
+        {
+            return Err(AuthError::InvalidSignature);
+        }
+
+        let registered = registered_claims(&object)?;
+        self.check_times(&registered, now)?;
+        check_audience(issuer, &registered)?;
+        if let Some(missing) = self
+            .rules
+            .required_claims
+            .iter()
+            .find(|name| !object.has(name))
+        {
+            return Err(AuthError::MissingClaim(Cow::Owned(missing.to_string())));
+        }
+
+        let claims: T = serde_json::from_str(payload).map_err(|err| {
+            tracing::debug!(error = %err, "token claims do not match the claims type");
+            AuthError::InvalidClaim(Cow::Borrowed("claims"))
+        })?;
+        for validator in &self.validators {
+            validator(&claims).map_err(AuthError::ClaimsRejected)?;
+        }
+
+        Ok(Verified {
+            claims: Claims(Arc::new(claims)),
+            token: VerifiedToken::new(
+                header.alg,
+                header.kid.clone(),
+                header.typ.clone(),
+                registered,
+            ),
+        })
+    }
+
+    fn issuer_for(&self, iss: Option<&str>) -> Result<&IssuerPolicy, AuthError> {
+        if let [only] = &*self.issuers
+            && only.iss.is_none()
+        {
+            return Ok(only);
+        }
+        let iss = iss.ok_or(AuthError::IssuerNotAllowed)?;
+        self.issuers
+            .iter()
+            .find(|issuer| issuer.iss.as_deref() == Some(iss))
+            .ok_or(AuthError::IssuerNotAllowed)
+    }
+
+    fn check_times(&self, claims: &RegisteredClaims, now: i64) -> Result<(), AuthError> {
+        let leeway = self.rules.leeway_secs;
+        match claims.exp {
+            // RFC 7519 §4.1.4: the current time must be before `exp`.
+            Some(NumericDate(exp)) if now >= exp.saturating_add(leeway) => {
+                return Err(AuthError::Expired);
+            }
+            None if self.rules.require_exp => {
+                return Err(AuthError::MissingClaim(Cow::Borrowed("exp")));
+            }
+            _ => {}
+        }
+        if let Some(NumericDate(nbf)) = claims.nbf
+            && now.saturating_add(leeway) < nbf
+        {
+            return Err(AuthError::NotYetValid);
+        }
+        if let Some(NumericDate(iat)) = claims.iat
+            && iat > now.saturating_add(leeway)
+        {
+            return Err(AuthError::IssuedInFuture);
+        }
+        if let Some(max_age) = self.rules.max_age_secs {
+            let NumericDate(iat) = claims
+                .iat
+                .ok_or(AuthError::MissingClaim(Cow::Borrowed("iat")))?;
+            if now > iat.saturating_add(max_age).saturating_add(leeway) {
+                return Err(AuthError::TooOld);
+            }
+        }
+        Ok(())
+    }
+}
+
+fn check_audience(issuer: &IssuerPolicy, claims: &RegisteredClaims) -> Result<(), AuthError> {
+    if issuer.audiences.is_empty() {
+        return Ok(());
+    }
+    let accepted = claims.aud.as_ref().is_some_and(|aud| {
+        aud.iter()
+            .any(|candidate| issuer.audiences.iter().any(|a| &**a == candidate))
+    });
+    if accepted {
+        Ok(())
+    } else {
+        Err(AuthError::AudienceNotAllowed)
+    }
+}
+
+/// Reads the registered claims, refusing any that is present with the wrong type.
+fn registered_claims(object: &JsonObject<'_>) -> Result<RegisteredClaims, AuthError> {
+    fn claim<T: DeserializeOwned>(
+        object: &JsonObject<'_>,
+        name: &'static str,
+    ) -> Result<Option<T>, AuthError> {
+        object
+            .get(name)
+            .map_err(|()| AuthError::InvalidClaim(Cow::Borrowed(name)))
+    }
+    Ok(RegisteredClaims {
+        iss: claim(object, "iss")?,
+        sub: claim(object, "sub")?,
+        aud: claim(object, "aud")?,
+        exp: claim(object, "exp")?,
+        nbf: claim(object, "nbf")?,
+        iat: claim(object, "iat")?,
+        jti: claim(object, "jti")?,
+    })
+}
