@@ -69,13 +69,20 @@ fn bearer_token(headers: &HeaderMap) -> Result<Option<&str>, AuthError> {
     if values.next().is_some() {
         return Err(AuthError::MultipleTokens);
     }
+    // The scheme is checked on the raw bytes: a header of another scheme is not ours to judge,
+    // whatever bytes it carries.
+    let bytes = value.as_bytes();
+    let scheme_len = bytes
+        .iter()
+        .position(|b| matches!(b, b' ' | b'\t'))
+        .unwrap_or(bytes.len());
+    if !bytes[..scheme_len].eq_ignore_ascii_case(b"bearer") {
+        return Ok(None);
+    }
     let value = value
         .to_str()
         .map_err(|_| AuthError::MalformedAuthorizationHeader)?;
-    let (scheme, rest) = value.split_at(value.find([' ', '\t']).unwrap_or(value.len()));
-    if !scheme.eq_ignore_ascii_case("bearer") {
-        return Ok(None);
-    }
+    let rest = &value[scheme_len..];
     // `"Bearer" 1*SP b64token`: one or more spaces, then exactly one token, then nothing.
     let token = rest.trim_start_matches(' ');
     if token.is_empty() || !is_b64token(token) {
@@ -101,25 +108,29 @@ fn from_source<'r>(
             let token = value
                 .to_str()
                 .map_err(|_| AuthError::MalformedAuthorizationHeader)?;
-            Ok(Some(Cow::Borrowed(token)))
+            Ok(Some(Cow::Borrowed(token)).filter(|token| !token.is_empty()))
         }
         TokenSource::Cookie(name) => {
             let mut found = None;
             for header in headers.get_all(COOKIE) {
-                let Ok(text) = header.to_str() else { continue };
-                for pair in text.split(';') {
-                    let Some((key, value)) = pair.trim().split_once('=') else {
+                // Other cookies may hold any bytes (browsers send UTF-8); only ours must be text.
+                for pair in header.as_bytes().split(|b| *b == b';') {
+                    let pair = pair.trim_ascii();
+                    let Some(eq) = pair.iter().position(|b| *b == b'=') else {
                         continue;
                     };
-                    if key == name {
-                        if found.is_some() {
-                            return Err(AuthError::MultipleTokens);
-                        }
-                        found = Some(Cow::Borrowed(value.trim_matches('"')));
+                    if &pair[..eq] != name.as_bytes() {
+                        continue;
                     }
+                    if found.is_some() {
+                        return Err(AuthError::MultipleTokens);
+                    }
+                    let value = std::str::from_utf8(&pair[eq + 1..])
+                        .map_err(|_| AuthError::MalformedToken("token cookie is not text"))?;
+                    found = Some(Cow::Borrowed(value.trim_matches('"')));
                 }
             }
-            Ok(found)
+            Ok(found.filter(|token| !token.is_empty()))
         }
         TokenSource::Query(name) => {
             let Some(query) = uri.query() else {
@@ -134,7 +145,8 @@ fn from_source<'r>(
                     found = Some(value);
                 }
             }
-            Ok(found)
+            // An emptied parameter (`?access_token=`) carries no token.
+            Ok(found.filter(|token| !token.is_empty()))
         }
     }
 }
@@ -291,5 +303,42 @@ mod tests {
     fn ignores_the_query_unless_opted_in() {
         let uri = Uri::from_static("/?access_token=q.r.s");
         assert_eq!(extractor(vec![]).extract(&HeaderMap::new(), &uri), Ok(None));
+    }
+
+    #[test]
+    fn another_scheme_with_non_ascii_bytes_is_no_token() {
+        let mut map = HeaderMap::new();
+        map.insert(
+            AUTHORIZATION,
+            HeaderValue::from_bytes(b"Basic \xc3\xa9").unwrap(),
+        );
+        let uri = Uri::from_static("/");
+        assert_eq!(extractor(vec![]).extract(&map, &uri), Ok(None));
+    }
+
+    #[test]
+    fn non_ascii_in_other_cookies_does_not_hide_the_token_cookie() {
+        let mut map = HeaderMap::new();
+        map.insert(
+            COOKIE,
+            HeaderValue::from_bytes(b"other=\xc3\xa9; session=c.d.e").unwrap(),
+        );
+        let ex = extractor(vec![TokenSource::Cookie("session".into())]);
+        assert_eq!(
+            ex.extract(&map, &Uri::from_static("/")).unwrap().as_deref(),
+            Some("c.d.e")
+        );
+    }
+
+    #[test]
+    fn empty_opt_in_values_are_no_token() {
+        let ex = extractor(vec![
+            TokenSource::Cookie("session".into()),
+            TokenSource::Query("access_token".into()),
+            TokenSource::Header(HeaderName::from_static("x-token")),
+        ]);
+        let empty = headers(&[("cookie", "session="), ("x-token", "")]);
+        let uri = Uri::from_static("/?access_token=");
+        assert_eq!(ex.extract(&empty, &uri), Ok(None));
     }
 }
