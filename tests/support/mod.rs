@@ -233,3 +233,35 @@ pub async fn get_with_token(app: &Router, path: &str, token: &str) -> Reply {
         .unwrap();
     send(app, request).await
 }
+
+/// Base64url without padding, as in a compact JWS.
+pub fn b64url(bytes: &[u8]) -> String {
+    b64(bytes)
+}
+
+/// Signs `header.payload` given as raw bytes (which need not be UTF-8 or JSON).
+pub fn sign_bytes(
+    header: &[u8],
+    payload: &[u8],
+    key: &EncodingKey,
+    alg: jsonwebtoken::Algorithm,
+) -> String {
+    let _ = jsonwebtoken::crypto::aws_lc::DEFAULT_PROVIDER.install_default();
+    let signing_input = format!("{}.{}", b64(header), b64(payload));
+    let signature = jsonwebtoken::crypto::sign(signing_input.as_bytes(), key, alg).unwrap();
+    format!("{signing_input}.{signature}")
+}
+
+/// The challenge a rejection with `error` and `error_description` carries under `realm`.
+pub fn challenge(realm: &str, error: &str, description: &str) -> String {
+    format!(r#"Bearer realm="{realm}", error="{error}", error_description="{description}""#)
+}
+
+/// `GET path` with the given headers (appended in order, so a name may repeat).
+pub async fn get_with_headers(app: &Router, path: &str, headers: &[(&str, &[u8])]) -> Reply {
+    let mut request = Request::get(path);
+    for (name, value) in headers {
+        request = request.header(*name, http::HeaderValue::from_bytes(value).unwrap());
+    }
+    send(app, request.body(Body::empty()).unwrap()).await
+}
