@@ -57,15 +57,6 @@ async fn get_path(app: &Router, path: &str) -> Reply {
 }
 
 #[track_caller]
-fn assert_invalid_request(reply: &Reply, description: &str) {
-    assert_eq!(reply.status, StatusCode::BAD_REQUEST);
-    assert_eq!(
-        reply.www_authenticate(),
-        challenge("tests", "invalid_request", description)
-    );
-}
-
-#[track_caller]
 fn assert_bare_challenge(reply: &Reply) {
     assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
     assert_eq!(reply.www_authenticate(), r#"Bearer realm="tests""#);

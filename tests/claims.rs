@@ -65,21 +65,11 @@ fn assert_accepted(reply: &Reply) {
     assert_eq!(reply.body, "user-1");
 }
 
-#[track_caller]
-fn assert_rejected(reply: &Reply, description: &str) {
-    assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
-    assert_eq!(
-        reply.www_authenticate(),
-        challenge("tests", "invalid_token", description)
-    );
-    assert_eq!(reply.body, "");
-}
-
 #[tokio::test]
 async fn exp_is_required_by_default() {
     let app = default_app().await;
     let reply = call(&app, &claims_with(json!({"exp": null}))).await;
-    assert_rejected(&reply, "missing required claim exp");
+    assert_invalid_token(&reply, "missing required claim exp");
 }
 
 #[tokio::test]
@@ -87,14 +77,14 @@ async fn allow_missing_exp_accepts_tokens_without_exp_but_still_checks_a_present
     let app = app(JwtAuthBuilder::allow_missing_exp).await;
     assert_accepted(&call(&app, &claims_with(json!({"exp": null}))).await);
     let expired = claims_with(json!({"exp": now() - 3600}));
-    assert_rejected(&call(&app, &expired).await, "token expired");
+    assert_invalid_token(&call(&app, &expired).await, "token expired");
 }
 
 #[tokio::test]
 async fn expiry_is_enforced_beyond_the_default_leeway_only() {
     let app = default_app().await;
     let beyond = claims_with(json!({"exp": now() - 120}));
-    assert_rejected(&call(&app, &beyond).await, "token expired");
+    assert_invalid_token(&call(&app, &beyond).await, "token expired");
     let within = claims_with(json!({"exp": now() - 30}));
     assert_accepted(&call(&app, &within).await);
 }
@@ -103,7 +93,7 @@ async fn expiry_is_enforced_beyond_the_default_leeway_only() {
 async fn not_before_is_enforced_beyond_the_default_leeway_only() {
     let app = default_app().await;
     let beyond = claims_with(json!({"nbf": now() + 120}));
-    assert_rejected(&call(&app, &beyond).await, "token not yet valid");
+    assert_invalid_token(&call(&app, &beyond).await, "token not yet valid");
     let within = claims_with(json!({"nbf": now() + 30}));
     assert_accepted(&call(&app, &within).await);
 }
@@ -112,7 +102,7 @@ async fn not_before_is_enforced_beyond_the_default_leeway_only() {
 async fn rejects_tokens_issued_in_the_future() {
     let app = default_app().await;
     let future = claims_with(json!({"iat": now() + 120}));
-    assert_rejected(&call(&app, &future).await, "token issued in the future");
+    assert_invalid_token(&call(&app, &future).await, "token issued in the future");
     let skewed = claims_with(json!({"iat": now() + 30}));
     assert_accepted(&call(&app, &skewed).await);
 }
@@ -121,22 +111,22 @@ async fn rejects_tokens_issued_in_the_future() {
 async fn max_token_age_rejects_old_tokens_and_requires_iat() {
     let app = app(|b| b.max_token_age(Duration::from_secs(600))).await;
     let old = claims_with(json!({"iat": now() - 3600}));
-    assert_rejected(&call(&app, &old).await, "token too old");
+    assert_invalid_token(&call(&app, &old).await, "token too old");
     let fresh = claims_with(json!({"iat": now() - 300}));
     assert_accepted(&call(&app, &fresh).await);
     let no_iat = claims_with(json!({"iat": null}));
-    assert_rejected(&call(&app, &no_iat).await, "missing required claim iat");
+    assert_invalid_token(&call(&app, &no_iat).await, "missing required claim iat");
 }
 
 #[tokio::test]
 async fn a_zero_leeway_tolerates_no_skew() {
     let app = app(|b| b.leeway(Duration::ZERO)).await;
     let just_expired = claims_with(json!({"exp": now() - 5}));
-    assert_rejected(&call(&app, &just_expired).await, "token expired");
+    assert_invalid_token(&call(&app, &just_expired).await, "token expired");
     let soon_valid = claims_with(json!({"nbf": now() + 5}));
-    assert_rejected(&call(&app, &soon_valid).await, "token not yet valid");
+    assert_invalid_token(&call(&app, &soon_valid).await, "token not yet valid");
     let soon_issued = claims_with(json!({"iat": now() + 5}));
-    assert_rejected(
+    assert_invalid_token(
         &call(&app, &soon_issued).await,
         "token issued in the future",
     );
@@ -153,7 +143,7 @@ async fn a_wide_leeway_tolerates_more_skew() {
         assert_accepted(&call(&app, &claims_with(changes)).await);
     }
     let far = claims_with(json!({"exp": now() - 900}));
-    assert_rejected(&call(&app, &far).await, "token expired");
+    assert_invalid_token(&call(&app, &far).await, "token expired");
 }
 
 #[tokio::test]
@@ -202,7 +192,7 @@ async fn aud_missing_foreign_or_empty_is_rejected() {
         json!({"aud": "TEST-API"}),
     ] {
         let reply = call(&app, &claims_with(changes)).await;
-        assert_rejected(&reply, "audience not allowed");
+        assert_invalid_token(&reply, "audience not allowed");
     }
 }
 
@@ -230,7 +220,7 @@ async fn an_issuer_without_issuer_check_accepts_any_iss() {
     }
     // The audience is still checked.
     let foreign = claims_with(json!({"aud": "other-api"}));
-    assert_rejected(&call(&app, &foreign).await, "audience not allowed");
+    assert_invalid_token(&call(&app, &foreign).await, "audience not allowed");
 }
 
 #[tokio::test]
@@ -255,7 +245,7 @@ async fn require_token_type_accepts_only_that_media_type() {
     ] {
         let token = key.sign_with_header(&header, &valid_claims());
         let reply = get_with_token(&app, "/me", &token).await;
-        assert_rejected(&reply, "token type not accepted");
+        assert_invalid_token(&reply, "token type not accepted");
     }
 }
 
@@ -264,7 +254,7 @@ async fn require_claim_rejects_tokens_lacking_it_or_holding_null() {
     let app = app(|b| b.require_claim("tenant")).await;
     for changes in [json!({}), json!({"tenant": null})] {
         let reply = call(&app, &claims_with(changes)).await;
-        assert_rejected(&reply, "missing required claim tenant");
+        assert_invalid_token(&reply, "missing required claim tenant");
     }
     let reply = call(&app, &claims_with(json!({"tenant": "acme"}))).await;
     assert_accepted(&reply);
@@ -286,7 +276,7 @@ async fn a_failing_validator_sends_its_reason_as_error_description() {
     let admin = claims_with(json!({"role": "admin"}));
     assert_accepted(&call(&app, &admin).await);
     let user = claims_with(json!({"role": "user"}));
-    assert_rejected(&call(&app, &user).await, "admin role required");
+    assert_invalid_token(&call(&app, &user).await, "admin role required");
 }
 
 #[tokio::test]
@@ -297,14 +287,14 @@ async fn validators_run_in_order_and_the_first_failure_is_reported() {
             .validate(|_: &MyClaims| Err("third says no".into()))
     })
     .await;
-    assert_rejected(&call(&app, &valid_claims()).await, "second says no");
+    assert_invalid_token(&call(&app, &valid_claims()).await, "second says no");
 }
 
 #[tokio::test]
 async fn validators_do_not_run_for_tokens_that_failed_earlier_checks() {
     let app = app(|b| b.validate(|_: &MyClaims| Err("validator ran".into()))).await;
     let expired = claims_with(json!({"exp": now() - 3600}));
-    assert_rejected(&call(&app, &expired).await, "token expired");
+    assert_invalid_token(&call(&app, &expired).await, "token expired");
 }
 
 #[derive(Debug, Deserialize)]
@@ -327,7 +317,7 @@ async fn claims_that_do_not_fit_the_claims_type_are_invalid_token() {
         .layer(layer);
     for changes in [json!({}), json!({"admin": "yes"}), json!({"admin": null})] {
         let reply = get_with_token(&app, "/me", &key().sign(&claims_with(changes))).await;
-        assert_rejected(&reply, "invalid claim claims");
+        assert_invalid_token(&reply, "invalid claim claims");
     }
     let fits = claims_with(json!({"admin": true}));
     let reply = get_with_token(&app, "/me", &key().sign(&fits)).await;
@@ -369,7 +359,7 @@ async fn fractional_numeric_dates_are_rounded_down() {
     let fractional = claims_with(json!({"exp": now + 600.75, "nbf": now - 0.5, "iat": now + 0.5}));
     assert_accepted(&call(&app, &fractional).await);
     let expired = claims_with(json!({"exp": now - 120.25}));
-    assert_rejected(&call(&app, &expired).await, "token expired");
+    assert_invalid_token(&call(&app, &expired).await, "token expired");
 }
 
 #[tokio::test]

@@ -35,15 +35,6 @@ fn assert_ok(reply: &Reply) {
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.www_authenticate());
 }
 
-#[track_caller]
-fn assert_rejected(reply: &Reply, description: &str) {
-    assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
-    assert_eq!(
-        reply.www_authenticate(),
-        challenge("tests", "invalid_token", description)
-    );
-}
-
 /// `key`'s JWK with `changes` merged in.
 fn jwk_with(key: &TestKey, changes: Value) -> Value {
     let mut jwk = key.public_jwk.clone();
@@ -66,7 +57,7 @@ async fn a_token_naming_an_unknown_kid_is_rejected() {
     assert_ok(&get_with_token(&app, "/me", &TestKey::ed25519("a").sign(&valid_claims())).await);
     // Same key material, another kid: the key is not looked for elsewhere.
     let reply = get_with_token(&app, "/me", &TestKey::ed25519("b").sign(&valid_claims())).await;
-    assert_rejected(&reply, "no key for this token");
+    assert_invalid_token(&reply, "no key for this token");
 }
 
 #[tokio::test]
@@ -77,7 +68,7 @@ async fn a_known_kid_with_an_algorithm_foreign_to_its_key_is_rejected() {
     let ed = TestKey::ed25519("rsa");
     for token in [ec.sign(&valid_claims()), ed.sign(&valid_claims())] {
         let reply = get_with_token(&app, "/me", &token).await;
-        assert_rejected(&reply, "algorithm does not match the key");
+        assert_invalid_token(&reply, "algorithm does not match the key");
     }
 }
 
@@ -89,7 +80,7 @@ async fn a_jwk_alg_pins_the_algorithm_of_its_key() {
     let pinned_app = app(vec![issuer_with(jwks_of(&[pinned]))]).await;
     assert_ok(&get_with_token(&pinned_app, "/me", &rs256.sign(&valid_claims())).await);
     let reply = get_with_token(&pinned_app, "/me", &ps256.sign(&valid_claims())).await;
-    assert_rejected(&reply, "algorithm does not match the key");
+    assert_invalid_token(&reply, "algorithm does not match the key");
 
     // Without `alg`, the same RSA key serves both RSA signature schemes.
     let unpinned = app(vec![issuer_with(KeySource::jwks_json(jwks(&[&rs256])))]).await;
@@ -107,7 +98,7 @@ async fn the_issuer_allow_list_rejects_other_algorithms() {
     assert_ok(&get_with_token(&app, "/me", &es256.sign(&valid_claims())).await);
     for token in [ed.sign(&valid_claims()), rsa.sign(&valid_claims())] {
         let reply = get_with_token(&app, "/me", &token).await;
-        assert_rejected(&reply, "algorithm not allowed for this issuer");
+        assert_invalid_token(&reply, "algorithm not allowed for this issuer");
     }
 }
 
@@ -130,10 +121,10 @@ async fn an_hmac_token_keyed_with_the_rsa_public_key_is_rejected() {
         for secret in [rsa.public_pem.as_bytes(), jwk_text.as_bytes()] {
             let with_kid = hs256(secret, Some("rsa"), &valid_claims());
             let reply = get_with_token(&app, "/me", &with_kid).await;
-            assert_rejected(&reply, naming_the_kid);
+            assert_invalid_token(&reply, naming_the_kid);
             let without_kid = hs256(secret, None, &valid_claims());
             let reply = get_with_token(&app, "/me", &without_kid).await;
-            assert_rejected(&reply, unknown);
+            assert_invalid_token(&reply, unknown);
         }
     }
 }
@@ -174,7 +165,7 @@ async fn unusable_keys_in_a_jwks_are_skipped_and_the_good_one_serves() {
     let naming_weak = TestKey::rs256("weak").sign(&valid_claims());
     for token in [enc, naming_weak] {
         let reply = get_with_token(&app, "/me", &token).await;
-        assert_rejected(&reply, "no key for this token");
+        assert_invalid_token(&reply, "no key for this token");
     }
 }
 
@@ -317,12 +308,12 @@ async fn several_issuers_are_routed_by_iss() {
     assert_ok(&get_with_token(&app, "/me", &key_b.sign(&for_b)).await);
     for claims in [valid_claims(), claims_with(json!({"iss": null}))] {
         let reply = get_with_token(&app, "/me", &key_a.sign(&claims)).await;
-        assert_rejected(&reply, "issuer not allowed");
+        assert_invalid_token(&reply, "issuer not allowed");
     }
     // Each issuer's audiences apply to its own tokens only.
     let crossed = claims_with(json!({"iss": ISSUER_A, "aud": "b-api"}));
     let reply = get_with_token(&app, "/me", &key_a.sign(&crossed)).await;
-    assert_rejected(&reply, "audience not allowed");
+    assert_invalid_token(&reply, "audience not allowed");
 }
 
 #[tokio::test]
@@ -331,11 +322,11 @@ async fn rejects_token_signed_by_other_issuers_key() {
     let claims_a = claims_with(json!({"iss": ISSUER_A, "aud": "a-api"}));
     // B's key under the kid A also uses: A's key is tried, and the signature fails.
     let reply = get_with_token(&app, "/me", &key_b.sign(&claims_a)).await;
-    assert_rejected(&reply, "signature invalid");
+    assert_invalid_token(&reply, "signature invalid");
     // A kid only B has: A's key set doesn't know it.
     let b_only = TestKey::ed25519("b-only").sign(&claims_a);
     let reply = get_with_token(&app, "/me", &b_only).await;
-    assert_rejected(&reply, "no key for this token");
+    assert_invalid_token(&reply, "no key for this token");
 }
 
 #[tokio::test]
@@ -362,7 +353,7 @@ async fn a_key_with_kid_serves_its_kid_and_kidless_tokens_only() {
     }
     let other_kid = TestKey::ec("ec-p256", "q").sign(&valid_claims());
     let reply = get_with_token(&app, "/me", &other_kid).await;
-    assert_rejected(&reply, "no key for this token");
+    assert_invalid_token(&reply, "no key for this token");
 }
 
 #[tokio::test]
@@ -373,5 +364,5 @@ async fn a_wrong_signature_by_the_right_kid_is_rejected() {
     .await;
     let forged = TestKey::rsa("rsa-b", "k", jsonwebtoken::Algorithm::RS256).sign(&valid_claims());
     let reply = get_with_token(&app, "/me", &forged).await;
-    assert_rejected(&reply, "signature invalid");
+    assert_invalid_token(&reply, "signature invalid");
 }

@@ -55,16 +55,6 @@ fn payload_with(extra: &str) -> String {
     format!("{},{extra}}}", &payload[..payload.len() - 1])
 }
 
-#[track_caller]
-fn assert_invalid_token(reply: &Reply, description: &str) {
-    assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
-    assert_eq!(
-        reply.www_authenticate(),
-        challenge("tests", "invalid_token", description)
-    );
-    assert_eq!(reply.body, "");
-}
-
 async fn expect_all(app: &Router, tokens: &[String], description: &str) {
     for token in tokens {
         let reply = get_with_token(app, "/me", token).await;

@@ -265,3 +265,25 @@ pub async fn get_with_headers(app: &Router, path: &str, headers: &[(&str, &[u8])
     }
     send(app, request.body(Body::empty()).unwrap()).await
 }
+
+/// The reply is a default `401 invalid_token` rejection with this description (realm `tests`).
+#[track_caller]
+pub fn assert_invalid_token(reply: &Reply, description: &str) {
+    assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        reply.www_authenticate(),
+        challenge("tests", "invalid_token", description)
+    );
+    assert_eq!(reply.body, "");
+}
+
+/// The reply is a default `400 invalid_request` rejection with this description (realm `tests`).
+#[track_caller]
+pub fn assert_invalid_request(reply: &Reply, description: &str) {
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        reply.www_authenticate(),
+        challenge("tests", "invalid_request", description)
+    );
+    assert_eq!(reply.body, "");
+}
