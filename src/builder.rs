@@ -11,7 +11,10 @@ use serde::de::DeserializeOwned;
 
 use crate::algorithm::{Algorithm, AlgorithmSet};
 use crate::error::ConfigError;
-use crate::keys::{KeySet, KeySource, KeyStore};
+use crate::keys::{
+    HttpPolicy, KeySet, KeySource, KeyStore, RefreshPolicy, RemoteKeys, RemoteSetup, RemoteSource,
+    SourceKind, checked_url, default_client,
+};
 use crate::layer::{JwtAuthLayer, Shared};
 use crate::response::DefaultRejection;
 use crate::token::{TokenExtractor, TokenSource};
@@ -52,6 +55,22 @@ impl Issuer {
         }
     }
 
+    /// An issuer whose keys are found by discovery: its metadata is read from
+    /// `{iss}/.well-known/openid-configuration` (OpenID Connect Discovery), or else from
+    /// `/.well-known/oauth-authorization-server{path}` (RFC 8414); the document's `issuer` must
+    /// equal `iss` exactly, and its `jwks_uri` is then fetched and kept fresh like a
+    /// [`KeySource::jwks_url`]. Tokens must carry exactly this `iss`.
+    ///
+    /// ```
+    /// use tower_jwt_auth::Issuer;
+    ///
+    /// let issuer = Issuer::discover("https://accounts.example.com").audience("orders-api");
+    /// # let _ = issuer;
+    /// ```
+    pub fn discover(iss: impl Into<String>) -> Self {
+        Self::new(iss).key(KeySource::discovery())
+    }
+
     /// An issuer whose `iss` is not checked: tokens with any `iss`, or none, are verified with its
     /// keys. Only allowed as the sole issuer of a layer.
     pub fn without_issuer_check() -> Self {
@@ -87,7 +106,7 @@ impl Issuer {
         self.iss.as_deref().unwrap_or("(any issuer)")
     }
 
-    fn build(self) -> Result<IssuerPolicy, ConfigError> {
+    async fn build(self, remote: &RemoteContext) -> Result<IssuerPolicy, ConfigError> {
         let algorithms: AlgorithmSet = match &self.algorithms {
             None => Algorithm::ALL.into_iter().collect(),
             Some(list) => list.iter().copied().collect(),
@@ -102,9 +121,39 @@ impl Issuer {
             return Err(ConfigError::NoKeys(self.name().to_owned()));
         }
         let mut keys = Vec::new();
+        let mut remote_source = None;
         for source in &self.keys {
-            keys.extend(source.load(algorithms)?);
+            if source.is_remote() {
+                if remote_source.is_some() {
+                    return Err(ConfigError::MultipleRemoteSources(self.name().to_owned()));
+                }
+                remote_source = Some(self.remote_source(source, remote.http_policy)?);
+            } else {
+                keys.extend(source.load(algorithms)?.into_iter().map(Arc::new));
+            }
         }
+        let keys = match remote_source {
+            None => KeyStore::fixed(KeySet::new(keys)),
+            Some(source) => {
+                let current = Arc::new(arc_swap::ArcSwap::from_pointee(KeySet::new(keys.clone())));
+                let setup = RemoteSetup {
+                    issuer: self.iss.clone(),
+                    source,
+                    client: remote.client()?,
+                    policy: remote.policy.clone(),
+                    http_policy: remote.http_policy,
+                    allowed: algorithms,
+                    configured: keys,
+                };
+                let fetched = RemoteKeys::start(setup, Arc::clone(&current), remote.wait_for_keys)
+                    .await
+                    .map_err(|error| ConfigError::KeyFetch {
+                        issuer: self.name().to_owned(),
+                        error,
+                    })?;
+                KeyStore::remote(current, fetched)
+            }
+        };
         Ok(IssuerPolicy {
             iss: self.iss.map(String::into_boxed_str),
             audiences: self
@@ -113,8 +162,54 @@ impl Issuer {
                 .map(String::into_boxed_str)
                 .collect(),
             algorithms,
-            keys: KeyStore::new(KeySet::new(keys)),
+            keys,
         })
+    }
+
+    fn remote_source(
+        &self,
+        source: &KeySource,
+        http_policy: HttpPolicy,
+    ) -> Result<RemoteSource, ConfigError> {
+        let not_allowed =
+            |err: crate::keys::FetchError| ConfigError::UrlNotAllowed(err.to_string());
+        match source.kind() {
+            SourceKind::JwksUrl(url) => Ok(RemoteSource::JwksUrl(
+                checked_url(url, http_policy).map_err(not_allowed)?,
+            )),
+            SourceKind::Discovery => {
+                let issuer = self
+                    .iss
+                    .clone()
+                    .ok_or_else(|| ConfigError::InvalidSetting {
+                        name: "discover",
+                        reason: "discovery needs the issuer URL".to_owned(),
+                    })?;
+                checked_url(&issuer, http_policy).map_err(not_allowed)?;
+                Ok(RemoteSource::Discovery { issuer })
+            }
+            _ => Err(ConfigError::InvalidSetting {
+                name: "key",
+                reason: format!("`{}` is not a remote key source", source.name()),
+            }),
+        }
+    }
+}
+
+/// The settings shared by every remote key set of a layer.
+struct RemoteContext {
+    client: Option<reqwest::Client>,
+    policy: RefreshPolicy,
+    http_policy: HttpPolicy,
+    wait_for_keys: bool,
+}
+
+impl RemoteContext {
+    fn client(&self) -> Result<reqwest::Client, ConfigError> {
+        match &self.client {
+            Some(client) => Ok(client.clone()),
+            None => default_client(&self.policy).map_err(ConfigError::HttpClient),
+        }
     }
 }
 
@@ -131,6 +226,10 @@ pub struct JwtAuthBuilder<T> {
     max_token_len: usize,
     token_sources: Vec<TokenSource>,
     realm: Option<String>,
+    http_client: Option<reqwest::Client>,
+    refresh_policy: RefreshPolicy,
+    start_without_keys: bool,
+    http_policy: HttpPolicy,
 }
 
 impl<T> fmt::Debug for JwtAuthBuilder<T> {
@@ -146,6 +245,10 @@ impl<T> fmt::Debug for JwtAuthBuilder<T> {
             .field("max_token_len", &self.max_token_len)
             .field("token_sources", &self.token_sources)
             .field("realm", &self.realm)
+            .field("custom_http_client", &self.http_client.is_some())
+            .field("refresh_policy", &self.refresh_policy)
+            .field("start_without_keys", &self.start_without_keys)
+            .field("http_policy", &self.http_policy)
             .finish()
     }
 }
@@ -163,6 +266,10 @@ impl<T> Default for JwtAuthBuilder<T> {
             max_token_len: DEFAULT_MAX_TOKEN_LEN,
             token_sources: Vec::new(),
             realm: None,
+            http_client: None,
+            refresh_policy: RefreshPolicy::default(),
+            start_without_keys: false,
+            http_policy: HttpPolicy::LoopbackOnly,
         }
     }
 }
@@ -268,11 +375,50 @@ where
         self
     }
 
-    /// Reads every key source and builds the layer.
+    /// The HTTP client for discovery and JWKS requests, e.g. one with a custom root CA or a
+    /// proxy. Default: a built-in rustls client with the [`RefreshPolicy`] timeouts that follows
+    /// redirects only within the same host.
+    ///
+    /// With your own client, its connect timeout and redirect policy are yours; the total
+    /// timeout ([`RefreshPolicy::fetch_timeout`]) and the size cap still apply to every request,
+    /// and an answer that comes from another host than the one asked is refused.
+    pub fn http_client(mut self, client: reqwest::Client) -> Self {
+        self.http_client = Some(client);
+        self
+    }
+
+    /// How fetched key sets are refreshed and how each fetch is bounded. Default:
+    /// [`RefreshPolicy::default`].
+    pub fn refresh_policy(mut self, policy: RefreshPolicy) -> Self {
+        self.refresh_policy = policy;
+        self
+    }
+
+    /// Lets [`build`](Self::build) succeed when a remote key set can't be fetched: the layer
+    /// starts without those keys, answers `503` with `Retry-After` to requests that need them,
+    /// and keeps fetching in the background. Default: `build` fails with
+    /// [`ConfigError::KeyFetch`], so a misconfigured service does not start.
+    pub fn allow_start_without_keys(mut self) -> Self {
+        self.start_without_keys = true;
+        self
+    }
+
+    /// Allows plain-`http` JWKS and discovery URLs to any host. Default: `https` only, except
+    /// for loopback hosts (`127.0.0.0/8`, `::1`, `localhost`). Keys fetched over plain `http`
+    /// can be replaced by anyone on the network path; use this only inside a trusted network.
+    pub fn allow_insecure_http(mut self) -> Self {
+        self.http_policy = HttpPolicy::Anywhere;
+        self
+    }
+
+    /// Reads every key source, makes the first fetch of the remote ones, and builds the layer.
+    ///
+    /// Remote key sources need a Tokio runtime (their refresh runs as a task on it).
     ///
     /// # Errors
     ///
-    /// A [`ConfigError`] naming the setting or key source that is wrong.
+    /// A [`ConfigError`] naming the setting or key source that is wrong, or the issuer whose
+    /// keys could not be fetched.
     pub async fn build(self) -> Result<JwtAuthLayer<T>, ConfigError> {
         install_crypto_provider();
         if self.issuers.is_empty() {
@@ -285,11 +431,27 @@ where
             });
         }
         check_issuers_are_distinct(&self.issuers)?;
-        let issuers = self
+        let has_remote = self
             .issuers
-            .into_iter()
-            .map(Issuer::build)
-            .collect::<Result<Box<[_]>, _>>()?;
+            .iter()
+            .any(|issuer| issuer.keys.iter().any(KeySource::is_remote));
+        if has_remote {
+            self.refresh_policy.check()?;
+            if tokio::runtime::Handle::try_current().is_err() {
+                return Err(ConfigError::NoRuntime);
+            }
+        }
+        let remote = RemoteContext {
+            client: self.http_client,
+            policy: self.refresh_policy,
+            http_policy: self.http_policy,
+            wait_for_keys: !self.start_without_keys,
+        };
+        let mut issuers = Vec::with_capacity(self.issuers.len());
+        for issuer in self.issuers {
+            issuers.push(issuer.build(&remote).await?);
+        }
+        let issuers = issuers.into_boxed_slice();
         let rules = ClaimRules {
             leeway_secs: seconds(self.leeway),
             require_exp: self.require_exp,

@@ -237,6 +237,30 @@ pub enum ConfigError {
     /// An algorithm in an allow-list is not usable here (e.g. HMAC without a shared secret).
     #[error("algorithm setting invalid: {0}")]
     Algorithm(String),
+    /// A remote key source's URL is not allowed (not `http`/`https`, or plain `http` to a host
+    /// that is not loopback without [`allow_insecure_http`](crate::JwtAuthBuilder::allow_insecure_http)).
+    #[error("key source URL not allowed: {0}")]
+    UrlNotAllowed(String),
+    /// An issuer has more than one remote key source (JWKS URL or discovery).
+    #[error("issuer `{0}` has more than one remote key source")]
+    MultipleRemoteSources(String),
+    /// The first fetch of a remote key set failed (and the builder was not told to
+    /// [start without keys](crate::JwtAuthBuilder::allow_start_without_keys)).
+    #[error("cannot load the keys of issuer `{issuer}`: {error}")]
+    KeyFetch {
+        /// The issuer whose keys could not be loaded.
+        issuer: String,
+        /// What went wrong: transport, status, size, or the document itself.
+        #[source]
+        error: crate::keys::FetchError,
+    },
+    /// Remote key sources refresh in the background, which needs a Tokio runtime; `build` was
+    /// awaited outside of one.
+    #[error("remote key sources need a Tokio runtime")]
+    NoRuntime,
+    /// The built-in HTTP client could not be created.
+    #[error("cannot create the HTTP client: {0}")]
+    HttpClient(String),
     /// A setting is out of range (e.g. a zero maximum token size).
     #[error("invalid setting `{name}`: {reason}")]
     InvalidSetting {

@@ -11,10 +11,11 @@ use tower_layer::Layer;
 use crate::builder::JwtAuthBuilder;
 use crate::claims::{Claims, VerifiedToken};
 use crate::error::AuthError;
+use crate::keys::{KeySetStatus, RemoteKeys};
 use crate::response::DefaultRejection;
 use crate::service::JwtAuth;
 use crate::token::TokenExtractor;
-use crate::verify::Verifier;
+use crate::verify::{Failure, Verifier};
 
 /// Verifies JWT bearer tokens in front of a service and hands it typed claims.
 ///
@@ -154,19 +155,41 @@ where
     T: DeserializeOwned + Send + Sync + 'static,
 {
     /// Verifies a token outside of a request (a WebSocket message, a job queue …) with the same
-    /// keys and rules as the layer.
+    /// keys and rules as the layer, including the refetch when the token names a `kid` the
+    /// issuer's fetched keys lack.
     ///
     /// # Errors
     ///
     /// The [`AuthError`] the layer would have rejected a request with.
     pub async fn verify(&self, token: &str) -> Result<(Claims<T>, VerifiedToken), AuthError> {
-        let verified = self.shared.verifier.verify(token, unix_now())?;
+        let verifier = &self.shared.verifier;
+        let verified = match verifier.verify(token, unix_now()) {
+            Ok(verified) => verified,
+            Err(failure) => {
+                wait_for_keys(failure)?.await;
+                verifier
+                    .verify(token, unix_now())
+                    .map_err(Failure::settle)?
+            }
+        };
         Ok((verified.claims, verified.token))
+    }
+
+    /// The state of each issuer's keys, in the order the issuers were configured: how many keys,
+    /// how old, whether stale or unusable. For health checks: a service whose key sets are all
+    /// `usable` can verify tokens.
+    pub fn key_sets(&self) -> Vec<KeySetStatus> {
+        self.shared
+            .verifier
+            .issuers
+            .iter()
+            .map(|issuer| issuer.keys.status(issuer.iss.as_deref()))
+            .collect()
     }
 
     /// Authenticates `request`: on success inserts the claims (or, in optional mode without a
     /// token, the anonymous marker) into its extensions.
-    pub(crate) fn authenticate<B>(&self, request: &mut Request<B>) -> Result<(), AuthError> {
+    pub(crate) fn authenticate<B>(&self, request: &mut Request<B>) -> Result<(), Failure> {
         let shared = &*self.shared;
         let verified = match shared.extractor.extract(request.headers(), request.uri())? {
             Some(token) => Some(shared.verifier.verify(&token, unix_now())?),
@@ -185,8 +208,42 @@ where
                 });
                 Ok(())
             }
-            None => Err(AuthError::MissingToken),
+            None => Err(AuthError::MissingToken.into()),
         }
+    }
+}
+
+/// Turns a failure into the wait for the keys that may resolve it: joining a refetch running
+/// now, or starting one if the cooldown allows. Any other failure is the answer.
+pub(crate) fn wait_for_keys(
+    failure: Failure,
+) -> Result<impl Future<Output = ()> + Send + 'static, AuthError> {
+    match failure {
+        Failure::KeysMayArrive { remote, kid, error } => {
+            let unknown_key = matches!(error, AuthError::UnknownKey);
+            if remote.may_refetch(kid.as_deref(), unknown_key) {
+                Ok(async move { RemoteKeys::refetch_for_unknown_kid(&remote).await })
+            } else {
+                Err(error)
+            }
+        }
+        Failure::Rejected(error) => Err(error),
+    }
+}
+
+impl Failure {
+    /// The answer after a refetch did not help. A `kid` still unknown after a refetch is
+    /// remembered, so that further tokens naming it don't trigger another one.
+    pub(crate) fn settle(self) -> AuthError {
+        if let Failure::KeysMayArrive {
+            remote,
+            kid,
+            error: AuthError::UnknownKey,
+        } = &self
+        {
+            remote.remember_unknown_kid(kid.as_deref());
+        }
+        self.into_error()
     }
 }
 

@@ -82,11 +82,15 @@ pub use error::{AuthError, ConfigError, ErrorCode};
 #[cfg(feature = "axum")]
 pub use extract::ClaimsRejection;
 pub use future::ResponseFuture;
-pub use keys::{KeySource, SkippedKey};
+pub use keys::{FetchError, KeySetStatus, KeySource, RefreshPolicy, SkippedKey};
 pub use layer::JwtAuthLayer;
 pub use response::{DefaultRejection, RejectionResponse, www_authenticate};
 pub use service::JwtAuth;
 pub use token::TokenSource;
+
+/// The HTTP client crate used for discovery and JWKS fetches, re-exported so that a client passed
+/// to [`JwtAuthBuilder::http_client`] is always of the matching version.
+pub use reqwest;
 
 /// The README's examples, compiled as doc tests so that they stay true.
 #[doc = include_str!("../README.md")]

@@ -9,13 +9,17 @@ use tower_service::Service;
 
 use crate::error::AuthError;
 use crate::future::ResponseFuture;
-use crate::layer::JwtAuthLayer;
+use crate::layer::{JwtAuthLayer, wait_for_keys};
 use crate::response::RejectionResponse;
 
 /// Verifies the bearer token of each request before calling the inner service.
 ///
 /// Made by [`JwtAuthLayer`]; see there. Readiness is the inner service's: `poll_ready` is passed
 /// through, and a rejected request does not consume the readiness it reserved.
+///
+/// The inner service must be `Clone`: a request whose token names a `kid` missing from a fetched
+/// key set waits for a refetch, and takes the ready service with it (leaving a clone in its place,
+/// the usual tower pattern). Requests with a known key call the inner service directly.
 pub struct JwtAuth<S, T, R> {
     inner: S,
     layer: JwtAuthLayer<T, R>,
@@ -62,29 +66,44 @@ impl<S: fmt::Debug, T, R: fmt::Debug> fmt::Debug for JwtAuth<S, T, R> {
 
 impl<S, T, R, ReqBody, ResBody> Service<Request<ReqBody>> for JwtAuth<S, T, R>
 where
-    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone,
     T: DeserializeOwned + Send + Sync + 'static,
-    R: RejectionResponse<ResBody>,
+    R: RejectionResponse<ResBody> + Clone,
 {
     type Response = Response<ResBody>;
     type Error = S::Error;
-    type Future = ResponseFuture<S::Future, ResBody>;
+    type Future = ResponseFuture<S, T, R, ReqBody>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
-        match self.layer.authenticate(&mut request) {
-            Ok(()) => ResponseFuture::inner(self.inner.call(request)),
-            Err(error) => {
-                log_rejection(&error);
-                let mut response = self.layer.rejection().reject(&error);
-                response.extensions_mut().insert(error);
-                ResponseFuture::rejected(response)
+        let failure = match self.layer.authenticate(&mut request) {
+            Ok(()) => return ResponseFuture::inner(self.inner.call(request)),
+            Err(failure) => failure,
+        };
+        match wait_for_keys(failure) {
+            Ok(wait) => {
+                // The ready service goes with the request; a clone takes its place.
+                let clone = self.inner.clone();
+                let inner = std::mem::replace(&mut self.inner, clone);
+                ResponseFuture::awaiting_keys(Box::pin(wait), inner, request, self.layer.clone())
             }
+            Err(error) => ResponseFuture::rejected(reject(&self.layer, &error)),
         }
     }
+}
+
+/// The rejection response for `error`, with the error in its extensions, logged once.
+pub(crate) fn reject<T, R, B>(layer: &JwtAuthLayer<T, R>, error: &AuthError) -> Response<B>
+where
+    R: RejectionResponse<B>,
+{
+    log_rejection(error);
+    let mut response = layer.rejection().reject(error);
+    response.extensions_mut().insert(error.clone());
+    response
 }
 
 /// One line per rejection, with its cause and never the token.

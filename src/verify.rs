@@ -10,7 +10,7 @@ use crate::claims::{Claims, NumericDate, RegisteredClaims, VerifiedToken};
 use crate::error::AuthError;
 use crate::json::{JsonObject, ObjectError};
 use crate::jws::{CompactJws, media_type_matches};
-use crate::keys::{KeyLookup, KeyStore};
+use crate::keys::{KeyLookup, KeyStore, RemoteKeys};
 
 /// A user check on the typed claims; `Err` carries a reason safe to show the client.
 pub(crate) type Validator<T> = Box<dyn Fn(&T) -> Result<(), Cow<'static, str>> + Send + Sync>;
@@ -59,9 +59,38 @@ pub(crate) struct Verified<T> {
     pub(crate) token: VerifiedToken,
 }
 
+/// Why verification stopped.
+#[derive(Debug)]
+pub(crate) enum Failure {
+    /// The token is rejected.
+    Rejected(AuthError),
+    /// The issuer's fetched keys lack the token's key (or no usable set exists): a refetch might
+    /// bring it. Without one, the answer is `error`.
+    KeysMayArrive {
+        remote: Arc<RemoteKeys>,
+        kid: Option<Box<str>>,
+        error: AuthError,
+    },
+}
+
+impl From<AuthError> for Failure {
+    fn from(error: AuthError) -> Self {
+        Self::Rejected(error)
+    }
+}
+
+impl Failure {
+    /// The answer when no refetch is attempted.
+    pub(crate) fn into_error(self) -> AuthError {
+        match self {
+            Self::Rejected(error) | Self::KeysMayArrive { error, .. } => error,
+        }
+    }
+}
+
 impl<T: DeserializeOwned> Verifier<T> {
     /// Verifies `token` at time `now` (seconds since the epoch).
-    pub(crate) fn verify(&self, token: &str, now: i64) -> Result<Verified<T>, AuthError> {
+    pub(crate) fn verify(&self, token: &str, now: i64) -> Result<Verified<T>, Failure> {
         let jws = CompactJws::parse(token)?;
         let header = &jws.header;
         if let Some(required) = &self.rules.token_type
@@ -70,7 +99,7 @@ impl<T: DeserializeOwned> Verifier<T> {
                 .as_deref()
                 .is_some_and(|typ| media_type_matches(typ, required))
         {
-            return Err(AuthError::WrongTokenType);
+            return Err(AuthError::WrongTokenType.into());
         }
 
         let payload = std::str::from_utf8(&jws.payload)
@@ -89,20 +118,34 @@ impl<T: DeserializeOwned> Verifier<T> {
             .map_err(|()| AuthError::InvalidClaim(Cow::Borrowed("iss")))?;
         let issuer = self.issuer_for(iss.as_deref())?;
         if !issuer.algorithms.contains(header.alg) {
-            return Err(AuthError::AlgorithmNotAllowed);
+            return Err(AuthError::AlgorithmNotAllowed.into());
         }
 
         let keys = issuer.keys.snapshot();
+        let missing_keys = |error: AuthError| match issuer.keys.remote_keys() {
+            Some(remote) => Failure::KeysMayArrive {
+                remote: Arc::clone(remote),
+                kid: header.kid.as_deref().map(Box::from),
+                error,
+            },
+            None => Failure::Rejected(error),
+        };
+        if !keys.is_usable() {
+            return Err(missing_keys(AuthError::KeysUnavailable {
+                retry_after: issuer.keys.retry_after(),
+            }));
+        }
         let candidates = match keys.lookup(header.kid.as_deref(), header.alg) {
             KeyLookup::Candidates(candidates) => candidates,
-            KeyLookup::AlgorithmMismatch => return Err(AuthError::KeyAlgorithmMismatch),
-            KeyLookup::Unknown => return Err(AuthError::UnknownKey),
+            KeyLookup::AlgorithmMismatch => return Err(AuthError::KeyAlgorithmMismatch.into()),
+            KeyLookup::Unknown => return Err(missing_keys(AuthError::UnknownKey)),
         };
+        // A known key with a bad signature never triggers a refetch.
         if !candidates
             .iter()
             .any(|key| key.verify(jws.signing_input, &jws.signature))
         {
-            return Err(AuthError::InvalidSignature);
+            return Err(AuthError::InvalidSignature.into());
         }
 
         let registered = registered_claims(&object)?;
@@ -114,7 +157,7 @@ impl<T: DeserializeOwned> Verifier<T> {
             .iter()
             .find(|name| !object.has(name))
         {
-            return Err(AuthError::MissingClaim(Cow::Owned(missing.to_string())));
+            return Err(AuthError::MissingClaim(Cow::Owned(missing.to_string())).into());
         }
 
         let claims: T = serde_json::from_str(payload).map_err(|err| {

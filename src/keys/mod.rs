@@ -1,17 +1,27 @@
 //! Signing keys: where they come from ([`KeySource`]), how they are prepared once, and how the
 //! verifier picks the key for a token.
 
+mod discovery;
 mod jwk;
 mod prepared;
+mod refresh;
+mod remote;
 mod source;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use arc_swap::ArcSwap;
+use tokio::time::Instant;
 
 pub use jwk::SkippedKey;
 pub(crate) use prepared::{PreparedKey, SignatureKey};
+pub use refresh::{KeySetStatus, RefreshPolicy};
+pub(crate) use refresh::{RemoteKeys, RemoteSetup, RemoteSource};
+pub use remote::FetchError;
+pub(crate) use remote::{HttpPolicy, checked_url, default_client};
 pub use source::KeySource;
+pub(crate) use source::SourceKind;
 
 use crate::algorithm::Algorithm;
 
@@ -22,7 +32,10 @@ pub(crate) const MAX_KIDLESS_CANDIDATES: usize = 4;
 /// The prepared keys of one issuer at one moment.
 #[derive(Debug, Default)]
 pub(crate) struct KeySet {
-    keys: Vec<PreparedKey>,
+    keys: Vec<Arc<PreparedKey>>,
+    /// When a fetched set stops being trusted (its refresh is overdue by more than the allowed
+    /// staleness); `None` for keys that never expire (configured ones).
+    expires_at: Option<Instant>,
 }
 
 /// The outcome of looking a token's key up.
@@ -37,8 +50,34 @@ pub(crate) enum KeyLookup<'a> {
 }
 
 impl KeySet {
-    pub(crate) fn new(keys: Vec<PreparedKey>) -> Self {
-        Self { keys }
+    pub(crate) fn new(keys: Vec<Arc<PreparedKey>>) -> Self {
+        Self {
+            keys,
+            expires_at: None,
+        }
+    }
+
+    /// A fetched set, trusted until `expires_at`.
+    pub(crate) fn expiring(keys: Vec<Arc<PreparedKey>>, expires_at: Instant) -> Self {
+        Self {
+            keys,
+            expires_at: Some(expires_at),
+        }
+    }
+
+    /// The same keys with another expiry (after a `304 Not Modified`).
+    pub(crate) fn renewed(&self, expires_at: Instant) -> Self {
+        Self::expiring(self.keys.clone(), expires_at)
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    /// Whether tokens can be verified with this set now: it has keys and is not stale past the
+    /// allowed maximum.
+    pub(crate) fn is_usable(&self) -> bool {
+        !self.keys.is_empty() && self.expires_at.is_none_or(|at| Instant::now() < at)
     }
 
     /// Picks the keys for a token. With a `kid`, the keys with that `kid` (falling back to keys
@@ -102,18 +141,48 @@ impl<'a> Candidates<'a> {
 /// a whole new set.
 #[derive(Debug)]
 pub(crate) struct KeyStore {
-    current: ArcSwap<KeySet>,
+    current: Arc<ArcSwap<KeySet>>,
+    /// The machinery that fetches and refreshes the set, for issuers with a remote source.
+    remote: Option<Arc<RemoteKeys>>,
 }
 
 impl KeyStore {
-    pub(crate) fn new(keys: KeySet) -> Self {
+    /// A store of configured keys that never change.
+    pub(crate) fn fixed(keys: KeySet) -> Self {
         Self {
-            current: ArcSwap::from_pointee(keys),
+            current: Arc::new(ArcSwap::from_pointee(keys)),
+            remote: None,
+        }
+    }
+
+    /// A store whose set `current` is kept fresh by `remote`.
+    pub(crate) fn remote(current: Arc<ArcSwap<KeySet>>, remote: Arc<RemoteKeys>) -> Self {
+        Self {
+            current,
+            remote: Some(remote),
         }
     }
 
     pub(crate) fn snapshot(&self) -> arc_swap::Guard<Arc<KeySet>> {
         self.current.load()
+    }
+
+    pub(crate) fn remote_keys(&self) -> Option<&Arc<RemoteKeys>> {
+        self.remote.as_ref()
+    }
+
+    /// When a client turned away because no usable set exists may retry.
+    pub(crate) fn retry_after(&self) -> Duration {
+        self.remote
+            .as_ref()
+            .map_or(Duration::from_secs(1), |remote| remote.retry_after())
+    }
+
+    pub(crate) fn status(&self, issuer: Option<&str>) -> KeySetStatus {
+        match &self.remote {
+            Some(remote) => remote.status(),
+            None => KeySetStatus::fixed(issuer, self.snapshot().len()),
+        }
     }
 }
 
@@ -123,15 +192,17 @@ mod tests {
     use crate::algorithm::AlgorithmSet;
     use crate::keys::prepared::KeyMaterial;
 
-    fn secret_key(kid: Option<&str>, byte: u8) -> PreparedKey {
+    fn secret_key(kid: Option<&str>, byte: u8) -> Arc<PreparedKey> {
         let allowed: AlgorithmSet = [Algorithm::HS256].into_iter().collect();
-        PreparedKey::new(
-            kid.map(str::to_owned),
-            KeyMaterial::Secret(vec![byte; 32]),
-            None,
-            allowed,
+        Arc::new(
+            PreparedKey::new(
+                kid.map(str::to_owned),
+                KeyMaterial::Secret(vec![byte; 32]),
+                None,
+                allowed,
+            )
+            .unwrap(),
         )
-        .unwrap()
     }
 
     fn count(lookup: KeyLookup<'_>) -> usize {

@@ -1,4 +1,5 @@
-//! Keys given by the application: a JWKS (text or file), a PEM public key, a shared secret.
+//! Where keys come from: a JWKS (text, file or URL), issuer discovery, a PEM public key, a shared
+//! secret.
 
 use std::fmt;
 use std::path::PathBuf;
@@ -17,9 +18,14 @@ use crate::error::ConfigError;
 /// unsupported curve, RSA under 2048 bits …) are skipped one by one with a warning; the build fails
 /// only if none is left.
 ///
+/// A [`jwks_url`](Self::jwks_url) (or [`Issuer::discover`](crate::Issuer::discover)) is fetched
+/// when the layer is built and kept fresh in the background; see
+/// [`RefreshPolicy`](crate::RefreshPolicy).
+///
 /// ```
 /// use tower_jwt_auth::{Algorithm, KeySource};
 ///
+/// let remote = KeySource::jwks_url("https://auth.example.com/.well-known/jwks.json");
 /// let from_jwks = KeySource::jwks_json(r#"{"keys":[{"kty":"OKP","crv":"Ed25519",
 ///     "x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo","kid":"ed1"}]}"#);
 /// let from_pem = KeySource::public_key_pem("-----BEGIN PUBLIC KEY-----\n…").with_kid("rsa-1");
@@ -34,11 +40,14 @@ pub struct KeySource {
 }
 
 #[derive(Clone)]
-enum SourceKind {
+pub(crate) enum SourceKind {
     JwksJson(String),
     JwksFile(PathBuf),
     PublicKeyPem(Vec<u8>),
     SharedSecret(Vec<u8>),
+    JwksUrl(String),
+    /// The issuer's `jwks_uri`, found through its metadata.
+    Discovery,
 }
 
 impl fmt::Debug for KeySource {
@@ -62,6 +71,22 @@ impl KeySource {
     /// A JWK Set in a local file, read when the layer is built.
     pub fn jwks_file(path: impl Into<PathBuf>) -> Self {
         Self::of(SourceKind::JwksFile(path.into()))
+    }
+
+    /// A JWK Set fetched from `url` when the layer is built, then refreshed in the background
+    /// (`Cache-Control: max-age` within the [`RefreshPolicy`](crate::RefreshPolicy) bounds,
+    /// revalidated with `ETag`) and refetched when a token names an unknown `kid`.
+    ///
+    /// The URL must be `https`, or plain `http` to a loopback host (`127.0.0.0/8`, `::1`,
+    /// `localhost`); other plain-`http` URLs need
+    /// [`allow_insecure_http`](crate::JwtAuthBuilder::allow_insecure_http). `oct` (shared-secret)
+    /// keys in a fetched set are never used. An issuer has at most one remote source.
+    pub fn jwks_url(url: impl Into<String>) -> Self {
+        Self::of(SourceKind::JwksUrl(url.into()))
+    }
+
+    pub(crate) fn discovery() -> Self {
+        Self::of(SourceKind::Discovery)
     }
 
     /// A PEM `PUBLIC KEY` (SubjectPublicKeyInfo) or `RSA PUBLIC KEY`: RSA (2048 to 8192 bits),
@@ -106,10 +131,22 @@ impl KeySource {
             SourceKind::JwksFile(path) => path.display().to_string(),
             SourceKind::PublicKeyPem(_) => "PEM public key".to_owned(),
             SourceKind::SharedSecret(_) => "shared secret".to_owned(),
+            SourceKind::JwksUrl(url) => url.clone(),
+            SourceKind::Discovery => "issuer discovery".to_owned(),
         }
     }
 
-    /// Reads and prepares the keys for an issuer whose allow-list is `allowed`.
+    pub(crate) fn kind(&self) -> &SourceKind {
+        &self.kind
+    }
+
+    /// Whether the keys are fetched over the network rather than read when the layer is built.
+    pub(crate) fn is_remote(&self) -> bool {
+        matches!(self.kind, SourceKind::JwksUrl(_) | SourceKind::Discovery)
+    }
+
+    /// Reads and prepares the keys of a static source for an issuer whose allow-list is `allowed`.
+    /// Remote sources yield nothing here; they are fetched separately.
     pub(crate) fn load(&self, allowed: AlgorithmSet) -> Result<Vec<PreparedKey>, ConfigError> {
         let invalid = |reason: String| ConfigError::InvalidKey {
             source_name: self.name(),
@@ -137,6 +174,7 @@ impl KeySource {
                     .map_err(invalid)?;
                 Ok(vec![key])
             }
+            SourceKind::JwksUrl(_) | SourceKind::Discovery => Ok(Vec::new()),
         }
     }
 

@@ -1,0 +1,610 @@
+//! Keeping a fetched key set fresh: the background refresh, the coalesced and rate-limited
+//! refetch on an unknown `kid`, backoff on failure, and stale-if-error.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use http::HeaderValue;
+use reqwest::Url;
+use tokio::sync::watch;
+use tokio::task::AbortHandle;
+use tokio::time::Instant;
+
+use super::KeySet;
+use super::discovery::discover_jwks_url;
+use super::jwk::{JwkOrigin, SkippedKey, parse_jwks};
+use super::prepared::PreparedKey;
+use super::remote::{FetchError, Fetched, HttpPolicy, fetch};
+use crate::algorithm::AlgorithmSet;
+
+/// At most this many unknown `kid`s are remembered between refreshes; past that, the cooldown
+/// alone limits refetches.
+const MAX_UNKNOWN_KIDS: usize = 1024;
+/// The first retry after a failed fetch; doubled on each further failure.
+const FIRST_BACKOFF: Duration = Duration::from_secs(1);
+
+/// How fetched key sets are kept fresh, and the limits of each fetch.
+///
+/// ```
+/// use std::time::Duration;
+/// use tower_jwt_auth::RefreshPolicy;
+///
+/// let policy = RefreshPolicy::default()
+///     .unknown_kid_cooldown(Duration::from_secs(60))
+///     .max_staleness(Duration::from_secs(6 * 3600));
+/// # let _ = policy;
+/// ```
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct RefreshPolicy {
+    pub(crate) min_interval: Duration,
+    pub(crate) max_interval: Duration,
+    pub(crate) fallback_interval: Duration,
+    pub(crate) unknown_kid_cooldown: Duration,
+    pub(crate) unknown_kid_wait: Duration,
+    pub(crate) max_staleness: Duration,
+    pub(crate) max_backoff: Duration,
+    pub(crate) connect_timeout: Duration,
+    pub(crate) fetch_timeout: Duration,
+    pub(crate) max_response_size: usize,
+}
+
+impl Default for RefreshPolicy {
+    fn default() -> Self {
+        Self {
+            min_interval: Duration::from_secs(60),
+            max_interval: Duration::from_secs(24 * 3600),
+            fallback_interval: Duration::from_secs(600),
+            unknown_kid_cooldown: Duration::from_secs(30),
+            unknown_kid_wait: Duration::from_secs(2),
+            max_staleness: Duration::from_secs(24 * 3600),
+            max_backoff: Duration::from_secs(300),
+            connect_timeout: Duration::from_secs(5),
+            fetch_timeout: Duration::from_secs(10),
+            max_response_size: 1024 * 1024,
+        }
+    }
+}
+
+impl RefreshPolicy {
+    /// The shortest refresh interval, whatever `Cache-Control` says. Default: 1 minute.
+    pub fn min_interval(mut self, interval: Duration) -> Self {
+        self.min_interval = interval;
+        self
+    }
+
+    /// The longest refresh interval, whatever `Cache-Control` says. Default: 24 hours.
+    pub fn max_interval(mut self, interval: Duration) -> Self {
+        self.max_interval = interval;
+        self
+    }
+
+    /// The refresh interval when the response has no `Cache-Control: max-age`. Default: 10 minutes.
+    pub fn fallback_interval(mut self, interval: Duration) -> Self {
+        self.fallback_interval = interval;
+        self
+    }
+
+    /// The least time between two refetches caused by tokens with an unknown `kid`, so that
+    /// tokens with random kids can't turn the service into a load generator against the issuer.
+    /// Default: 30 seconds.
+    pub fn unknown_kid_cooldown(mut self, cooldown: Duration) -> Self {
+        self.unknown_kid_cooldown = cooldown;
+        self
+    }
+
+    /// How long a request with an unknown `kid` waits for the refetch it triggered (or joined)
+    /// before it is answered. Default: 2 seconds.
+    pub fn unknown_kid_wait(mut self, wait: Duration) -> Self {
+        self.unknown_kid_wait = wait;
+        self
+    }
+
+    /// How long past its refresh time a key set keeps serving while refreshes fail
+    /// (stale-if-error). Zero fails closed: requests get `503` as soon as a due refresh has not
+    /// succeeded. Default: 24 hours.
+    pub fn max_staleness(mut self, staleness: Duration) -> Self {
+        self.max_staleness = staleness;
+        self
+    }
+
+    /// The longest wait between retries of a failing fetch (exponential backoff with jitter from
+    /// 1 second). Default: 5 minutes.
+    pub fn max_backoff(mut self, backoff: Duration) -> Self {
+        self.max_backoff = backoff;
+        self
+    }
+
+    /// Connect timeout of the built-in HTTP client. Default: 5 seconds.
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// Total timeout of each discovery or JWKS request. Default: 10 seconds.
+    pub fn fetch_timeout(mut self, timeout: Duration) -> Self {
+        self.fetch_timeout = timeout;
+        self
+    }
+
+    /// The largest discovery or JWKS response accepted, in bytes. Default: 1 MiB.
+    pub fn max_response_size(mut self, bytes: usize) -> Self {
+        self.max_response_size = bytes;
+        self
+    }
+
+    /// Refuses settings that would make the refresh spin or every fetch fail.
+    pub(crate) fn check(&self) -> Result<(), crate::ConfigError> {
+        let invalid = |name: &'static str| {
+            Err(crate::ConfigError::InvalidSetting {
+                name,
+                reason: "must be more than zero".to_owned(),
+            })
+        };
+        if self.min_interval.is_zero() {
+            return invalid("RefreshPolicy::min_interval");
+        }
+        if self.fetch_timeout.is_zero() {
+            return invalid("RefreshPolicy::fetch_timeout");
+        }
+        if self.connect_timeout.is_zero() {
+            return invalid("RefreshPolicy::connect_timeout");
+        }
+        if self.max_response_size == 0 {
+            return invalid("RefreshPolicy::max_response_size");
+        }
+        Ok(())
+    }
+
+    fn interval(&self, max_age: Option<Duration>) -> Duration {
+        max_age
+            .unwrap_or(self.fallback_interval)
+            .clamp(self.min_interval, self.max_interval.max(self.min_interval))
+    }
+
+    fn backoff(&self, failures: u32) -> Duration {
+        let exponential = FIRST_BACKOFF.saturating_mul(1 << failures.saturating_sub(1).min(20));
+        let capped = exponential
+            .min(self.max_backoff)
+            .max(Duration::from_millis(10));
+        // Full jitter on the upper half, so that replicas don't retry in lockstep.
+        capped / 2 + capped.mul_f64(fastrand::f64() / 2.0)
+    }
+}
+
+/// Where a remote key set comes from.
+#[derive(Debug, Clone)]
+pub(crate) enum RemoteSource {
+    JwksUrl(Url),
+    Discovery { issuer: String },
+}
+
+/// The state of an issuer's keys at one moment, from
+/// [`JwtAuthLayer::key_sets`](crate::JwtAuthLayer::key_sets): for health checks and dashboards.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct KeySetStatus {
+    /// The issuer (`None` for an issuer without `iss` check).
+    pub issuer: Option<String>,
+    /// The JWKS URL, once known.
+    pub jwks_url: Option<String>,
+    /// How many keys are in use.
+    pub key_count: usize,
+    /// Time since the last successful fetch (or revalidation); `None` before the first.
+    pub age: Option<Duration>,
+    /// Whether the last refresh failed and the previous keys are serving (stale-if-error).
+    pub stale: bool,
+    /// Whether requests can be verified now (`false`: they get `503`).
+    pub usable: bool,
+    /// The last fetch error, if the last fetch failed.
+    pub last_error: Option<String>,
+}
+
+impl KeySetStatus {
+    /// The status of configured keys, which are never fetched.
+    pub(crate) fn fixed(issuer: Option<&str>, key_count: usize) -> Self {
+        Self {
+            issuer: issuer.map(str::to_owned),
+            jwks_url: None,
+            key_count,
+            age: None,
+            stale: false,
+            usable: key_count > 0,
+            last_error: None,
+        }
+    }
+}
+
+struct State {
+    jwks_url: Option<Url>,
+    etag: Option<HeaderValue>,
+    fetching: bool,
+    last_on_demand: Option<Instant>,
+    unknown_kids: HashSet<String>,
+    failures: u32,
+    last_error: Option<String>,
+    last_success: Option<Instant>,
+    last_skipped: Vec<SkippedKey>,
+    next_refresh: Instant,
+}
+
+/// An issuer's fetched keys and the machinery that keeps them fresh.
+pub(crate) struct RemoteKeys {
+    issuer: Option<String>,
+    source: RemoteSource,
+    client: reqwest::Client,
+    policy: RefreshPolicy,
+    http_policy: HttpPolicy,
+    allowed: AlgorithmSet,
+    configured: Vec<Arc<PreparedKey>>,
+    current: Arc<ArcSwap<KeySet>>,
+    state: Mutex<State>,
+    generation: watch::Sender<u64>,
+    task: Mutex<Option<AbortHandle>>,
+}
+
+impl std::fmt::Debug for RemoteKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RemoteKeys")
+            .field("issuer", &self.issuer)
+            .field("source", &self.source)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for RemoteKeys {
+    fn drop(&mut self) {
+        // The refresh task only holds a weak reference; stop it with the last layer.
+        if let Some(task) = lock(&self.task).take() {
+            task.abort();
+        }
+    }
+}
+
+/// Everything needed to set up a remote key set.
+pub(crate) struct RemoteSetup {
+    pub(crate) issuer: Option<String>,
+    pub(crate) source: RemoteSource,
+    pub(crate) client: reqwest::Client,
+    pub(crate) policy: RefreshPolicy,
+    pub(crate) http_policy: HttpPolicy,
+    pub(crate) allowed: AlgorithmSet,
+    pub(crate) configured: Vec<Arc<PreparedKey>>,
+}
+
+impl RemoteKeys {
+    /// Fetches the keys once and starts the background refresh. With `wait_for_keys`, a failed
+    /// first fetch is returned as an error; without, the set starts empty (requests get `503`)
+    /// and the refresh task keeps trying.
+    pub(crate) async fn start(
+        setup: RemoteSetup,
+        current: Arc<ArcSwap<KeySet>>,
+        wait_for_keys: bool,
+    ) -> Result<Arc<Self>, FetchError> {
+        let (generation, _) = watch::channel(0);
+        let jwks_url = match &setup.source {
+            RemoteSource::JwksUrl(url) => Some(url.clone()),
+            RemoteSource::Discovery { .. } => None,
+        };
+        let now = Instant::now();
+        let remote = Arc::new(Self {
+            issuer: setup.issuer,
+            source: setup.source,
+            client: setup.client,
+            policy: setup.policy,
+            http_policy: setup.http_policy,
+            allowed: setup.allowed,
+            configured: setup.configured,
+            current,
+            state: Mutex::new(State {
+                jwks_url,
+                etag: None,
+                fetching: wait_for_keys,
+                last_on_demand: None,
+                unknown_kids: HashSet::new(),
+                failures: 0,
+                last_error: None,
+                last_success: None,
+                last_skipped: Vec::new(),
+                next_refresh: now,
+            }),
+            generation,
+            task: Mutex::new(None),
+        });
+        if wait_for_keys {
+            remote.fetch_and_apply().await?;
+        }
+        // Without waiting, the refresh task makes the first fetch at once.
+        let task = tokio::spawn(refresh_loop(Arc::downgrade(&remote)));
+        *lock(&remote.task) = Some(task.abort_handle());
+        Ok(remote)
+    }
+
+    /// Whether a token may wait for a refetch now: a fetch is running or the cooldown has
+    /// passed, and (for a `kid` missing from a usable set) that `kid` is not known to be unknown.
+    pub(crate) fn may_refetch(&self, kid: Option<&str>, unknown_key: bool) -> bool {
+        let state = lock(&self.state);
+        !(unknown_key && state.unknown_kids.contains(kid.unwrap_or("")))
+            && (state.fetching || cooldown_passed(&state, &self.policy))
+    }
+
+    /// Refetches for an unknown `kid` (joining a fetch already running, else starting one if the
+    /// cooldown allows) and waits, at most `unknown_kid_wait`, for it to finish.
+    pub(crate) async fn refetch_for_unknown_kid(self: &Arc<Self>) {
+        let mut done = self.generation.subscribe();
+        let start = {
+            let mut state = lock(&self.state);
+            if state.fetching {
+                false
+            } else if cooldown_passed(&state, &self.policy) {
+                state.last_on_demand = Some(Instant::now());
+                state.fetching = true;
+                true
+            } else {
+                return;
+            }
+        };
+        if start {
+            tracing::debug!(
+                issuer = self.issuer_label(),
+                "refetching keys for an unknown kid"
+            );
+            let this = Arc::clone(self);
+            // Spawned, so that the fetch completes even if every waiting request goes away.
+            tokio::spawn(async move {
+                let _ = this.fetch_and_apply().await;
+            });
+        }
+        let _ = tokio::time::timeout(self.policy.unknown_kid_wait, done.changed()).await;
+    }
+
+    /// Remembers that `kid` is not in the set, until the next successful refresh; called after a
+    /// refetch did not bring it. Only a set that is current proves a `kid` unknown: while a fetch
+    /// runs or after one failed, nothing is remembered.
+    pub(crate) fn remember_unknown_kid(&self, kid: Option<&str>) {
+        let mut state = lock(&self.state);
+        if !state.fetching && state.failures == 0 && state.unknown_kids.len() < MAX_UNKNOWN_KIDS {
+            state.unknown_kids.insert(kid.unwrap_or("").to_owned());
+        }
+    }
+
+    /// When a client turned away with `503` may retry.
+    pub(crate) fn retry_after(&self) -> Duration {
+        let state = lock(&self.state);
+        state
+            .next_refresh
+            .saturating_duration_since(Instant::now())
+            .max(Duration::from_secs(1))
+    }
+
+    pub(crate) fn status(&self) -> KeySetStatus {
+        let state = lock(&self.state);
+        let set = self.current.load();
+        KeySetStatus {
+            issuer: self.issuer.clone(),
+            jwks_url: state.jwks_url.as_ref().map(Url::to_string),
+            key_count: set.len(),
+            age: state.last_success.map(|at| at.elapsed()),
+            stale: state.failures > 0 && state.last_success.is_some(),
+            usable: set.is_usable(),
+            last_error: state.last_error.clone(),
+        }
+    }
+
+    fn issuer_label(&self) -> &str {
+        self.issuer.as_deref().unwrap_or("-")
+    }
+
+    /// Waits for the fetch running now, or runs one.
+    async fn fetch_now(self: &Arc<Self>) {
+        let mut done = self.generation.subscribe();
+        let start = {
+            let mut state = lock(&self.state);
+            !std::mem::replace(&mut state.fetching, true)
+        };
+        if start {
+            let _ = self.fetch_and_apply().await;
+        } else {
+            let _ = done.changed().await;
+        }
+    }
+
+    /// Fetches once (the caller has set `fetching`), applies the result, and wakes the waiters.
+    async fn fetch_and_apply(&self) -> Result<(), FetchError> {
+        let result = self.fetch_once().await;
+        let now = Instant::now();
+        {
+            let mut state = lock(&self.state);
+            state.fetching = false;
+            match &result {
+                Ok(interval) => {
+                    if state.failures > 0 {
+                        tracing::info!(issuer = self.issuer_label(), "key fetch recovered");
+                    }
+                    state.failures = 0;
+                    state.last_error = None;
+                    state.last_success = Some(now);
+                    state.unknown_kids.clear();
+                    // Refresh a little before the set goes stale, so that a fail-closed policy
+                    // does not flap on every interval.
+                    state.next_refresh = now + interval.mul_f64(0.9);
+                }
+                Err(err) => {
+                    state.failures = state.failures.saturating_add(1);
+                    if state.failures == 1 {
+                        tracing::warn!(
+                            issuer = self.issuer_label(),
+                            error = %err,
+                            serving_stale = state.last_success.is_some(),
+                            "key fetch failed"
+                        );
+                    } else {
+                        tracing::debug!(issuer = self.issuer_label(), error = %err, failures = state.failures, "key fetch failed again");
+                    }
+                    state.last_error = Some(err.to_string());
+                    state.next_refresh = now + self.policy.backoff(state.failures);
+                }
+            }
+        }
+        self.generation.send_modify(|generation| *generation += 1);
+        result.map(|_| ())
+    }
+
+    /// One fetch (with discovery first if needed); on success the new set is in place and the
+    /// refresh interval is returned.
+    async fn fetch_once(&self) -> Result<Duration, FetchError> {
+        let (url, etag) = {
+            let state = lock(&self.state);
+            (state.jwks_url.clone(), state.etag.clone())
+        };
+        let url = match (url, &self.source) {
+            (Some(url), _) => url,
+            (None, RemoteSource::Discovery { issuer }) => {
+                let url =
+                    discover_jwks_url(&self.client, issuer, self.http_policy, &self.policy).await?;
+                lock(&self.state).jwks_url = Some(url.clone());
+                url
+            }
+            (None, RemoteSource::JwksUrl(url)) => url.clone(),
+        };
+        let started = Instant::now();
+        let fetched = fetch(&self.client, &url, etag.as_ref(), &self.policy).await;
+        let elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        match fetched {
+            Ok(Fetched::NotModified { max_age }) => {
+                tracing::debug!(
+                    issuer = self.issuer_label(),
+                    result = "not_modified",
+                    elapsed_ms,
+                    "jwks fetch"
+                );
+                let interval = self.policy.interval(max_age);
+                let renewed = self.current.load().renewed(self.expiry(interval));
+                self.current.store(Arc::new(renewed));
+                Ok(interval)
+            }
+            Ok(Fetched::Document {
+                body,
+                etag,
+                max_age,
+            }) => {
+                let parsed = parse_jwks(&body, JwkOrigin::Fetched, self.allowed)
+                    .map_err(FetchError::Invalid)?;
+                self.log_skipped(&parsed.skipped);
+                if parsed.keys.is_empty() {
+                    return Err(FetchError::Invalid("the JWKS has no usable key".to_owned()));
+                }
+                let interval = self.policy.interval(max_age);
+                let fetched_count = parsed.keys.len();
+                let mut keys = self.configured.clone();
+                keys.extend(parsed.keys.into_iter().map(Arc::new));
+                self.current
+                    .store(Arc::new(KeySet::expiring(keys, self.expiry(interval))));
+                lock(&self.state).etag = etag;
+                tracing::info!(
+                    issuer = self.issuer_label(),
+                    result = "ok",
+                    keys = fetched_count,
+                    skipped = parsed.skipped.len(),
+                    refresh_secs = interval.as_secs(),
+                    elapsed_ms,
+                    "jwks fetch"
+                );
+                Ok(interval)
+            }
+            Err(err) => {
+                tracing::debug!(issuer = self.issuer_label(), result = "failed", error = %err, elapsed_ms, "jwks fetch");
+                Err(err)
+            }
+        }
+    }
+
+    /// When a set fetched now, to be refreshed after `interval`, stops being trusted.
+    fn expiry(&self, interval: Duration) -> Instant {
+        Instant::now() + interval.saturating_add(self.policy.max_staleness)
+    }
+
+    /// Logs skipped keys when the list changes, not on every refresh.
+    fn log_skipped(&self, skipped: &[SkippedKey]) {
+        let mut state = lock(&self.state);
+        if state.last_skipped == skipped {
+            return;
+        }
+        for key in skipped {
+            tracing::warn!(
+                issuer = self.issuer_label(),
+                kid = key.kid.as_deref().unwrap_or("-"),
+                reason = %key.reason,
+                "skipping unusable key"
+            );
+        }
+        state.last_skipped = skipped.to_vec();
+    }
+}
+
+fn cooldown_passed(state: &State, policy: &RefreshPolicy) -> bool {
+    state
+        .last_on_demand
+        .is_none_or(|at| at.elapsed() >= policy.unknown_kid_cooldown)
+}
+
+/// Refreshes on schedule until the key set is dropped.
+async fn refresh_loop(remote: Weak<RemoteKeys>) {
+    loop {
+        let next = match remote.upgrade() {
+            Some(remote) => lock(&remote.state).next_refresh,
+            None => return,
+        };
+        tokio::time::sleep_until(next).await;
+        let Some(remote) = remote.upgrade() else {
+            return;
+        };
+        remote.fetch_now().await;
+    }
+}
+
+/// Locks a mutex that is never held across an await; a panic while holding it can't leave the
+/// state half-written in a way that matters more than stopping the refresh, so poisoning is
+/// ignored.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn interval_follows_max_age_within_bounds() {
+        let policy = RefreshPolicy::default();
+        assert_eq!(policy.interval(None), Duration::from_secs(600));
+        assert_eq!(
+            policy.interval(Some(Duration::from_secs(3600))),
+            Duration::from_secs(3600)
+        );
+        assert_eq!(
+            policy.interval(Some(Duration::from_secs(5))),
+            Duration::from_secs(60)
+        );
+        assert_eq!(
+            policy.interval(Some(Duration::from_secs(10 * 24 * 3600))),
+            Duration::from_secs(24 * 3600)
+        );
+    }
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        let policy = RefreshPolicy::default();
+        for failures in 1..40 {
+            let delay = policy.backoff(failures);
+            let cap = FIRST_BACKOFF
+                .saturating_mul(1 << (failures - 1).min(20))
+                .min(policy.max_backoff);
+            assert!(delay >= cap / 2 && delay <= cap, "{failures}: {delay:?}");
+        }
+    }
+}
