@@ -82,7 +82,7 @@ pub use error::{AuthError, ConfigError, ErrorCode};
 #[cfg(feature = "axum")]
 pub use extract::ClaimsRejection;
 pub use future::ResponseFuture;
-pub use keys::{FetchError, KeySetStatus, KeySource, RefreshPolicy, SkippedKey};
+pub use keys::{FetchCounts, FetchError, KeySetStatus, KeySource, RefreshPolicy, SkippedKey};
 pub use layer::JwtAuthLayer;
 pub use response::{DefaultRejection, RejectionResponse, www_authenticate};
 pub use service::JwtAuth;

@@ -16,7 +16,7 @@ use tokio::time::Instant;
 
 pub use jwk::SkippedKey;
 pub(crate) use prepared::{PreparedKey, SignatureKey};
-pub use refresh::{KeySetStatus, RefreshPolicy};
+pub use refresh::{FetchCounts, KeySetStatus, RefreshPolicy};
 pub(crate) use refresh::{RemoteKeys, RemoteSetup, RemoteSource};
 pub use remote::FetchError;
 pub(crate) use remote::{HttpPolicy, checked_url, default_client};

@@ -200,6 +200,20 @@ pub struct KeySetStatus {
     pub usable: bool,
     /// The last fetch error, if the last fetch failed.
     pub last_error: Option<String>,
+    /// Fetches since the layer was built, by result.
+    pub fetches: FetchCounts,
+}
+
+/// How many fetches of a key set ended how, since the layer was built.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct FetchCounts {
+    /// A new JWKS was loaded.
+    pub ok: u64,
+    /// The server answered `304 Not Modified`: the keys are still current.
+    pub not_modified: u64,
+    /// The fetch (or the discovery before it) failed.
+    pub failed: u64,
 }
 
 impl KeySetStatus {
@@ -213,6 +227,7 @@ impl KeySetStatus {
             stale: false,
             usable: key_count > 0,
             last_error: None,
+            fetches: FetchCounts::default(),
         }
     }
 }
@@ -227,6 +242,7 @@ struct State {
     last_error: Option<String>,
     last_success: Option<Instant>,
     last_skipped: Vec<SkippedKey>,
+    fetches: FetchCounts,
     next_refresh: Instant,
 }
 
@@ -308,6 +324,7 @@ impl RemoteKeys {
                 last_error: None,
                 last_success: None,
                 last_skipped: Vec::new(),
+                fetches: FetchCounts::default(),
                 next_refresh: now,
             }),
             generation,
@@ -390,6 +407,7 @@ impl RemoteKeys {
             stale: state.failures > 0 && state.last_success.is_some(),
             usable: set.is_usable(),
             last_error: state.last_error.clone(),
+            fetches: state.fetches,
         }
     }
 
@@ -419,7 +437,12 @@ impl RemoteKeys {
             let mut state = lock(&self.state);
             state.fetching = false;
             match &result {
-                Ok(interval) => {
+                Ok((interval, not_modified)) => {
+                    if *not_modified {
+                        state.fetches.not_modified += 1;
+                    } else {
+                        state.fetches.ok += 1;
+                    }
                     if state.failures > 0 {
                         tracing::info!(issuer = self.issuer_label(), "key fetch recovered");
                     }
@@ -432,6 +455,7 @@ impl RemoteKeys {
                     state.next_refresh = now + interval.mul_f64(0.9);
                 }
                 Err(err) => {
+                    state.fetches.failed += 1;
                     state.failures = state.failures.saturating_add(1);
                     if state.failures == 1 {
                         tracing::warn!(
@@ -454,7 +478,8 @@ impl RemoteKeys {
 
     /// One fetch (with discovery first if needed); on success the new set is in place and the
     /// refresh interval is returned.
-    async fn fetch_once(&self) -> Result<Duration, FetchError> {
+    /// Returns the interval and whether the server answered `304 Not Modified`.
+    async fn fetch_once(&self) -> Result<(Duration, bool), FetchError> {
         let (url, etag) = {
             let state = lock(&self.state);
             (state.jwks_url.clone(), state.etag.clone())
@@ -483,7 +508,7 @@ impl RemoteKeys {
                 let interval = self.policy.interval(max_age);
                 let renewed = self.current.load().renewed(self.expiry(interval));
                 self.current.store(Arc::new(renewed));
-                Ok(interval)
+                Ok((interval, true))
             }
             Ok(Fetched::Document {
                 body,
@@ -512,7 +537,7 @@ impl RemoteKeys {
                     elapsed_ms,
                     "jwks fetch"
                 );
-                Ok(interval)
+                Ok((interval, false))
             }
             Err(err) => {
                 tracing::debug!(issuer = self.issuer_label(), result = "failed", error = %err, elapsed_ms, "jwks fetch");
