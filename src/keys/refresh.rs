@@ -602,6 +602,43 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::algorithm::Algorithm;
+
+    const JWKS: &str = r#"{"keys":[{"kty":"OKP","crv":"Ed25519","kid":"ed1",
+        "x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}]}"#;
+
+    #[tokio::test]
+    async fn the_refresh_task_stops_when_the_last_user_is_dropped() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/jwks", listener.local_addr().unwrap());
+        let app = axum::Router::new().route("/jwks", axum::routing::get(async || JWKS));
+        tokio::spawn(async move { axum::serve(listener, app).await });
+
+        let policy = RefreshPolicy::default();
+        let setup = RemoteSetup {
+            issuer: None,
+            source: RemoteSource::JwksUrl(Url::parse(&url).unwrap()),
+            client: super::super::default_client(&policy).unwrap(),
+            policy,
+            http_policy: HttpPolicy::LoopbackOnly,
+            allowed: Algorithm::ALL.into_iter().collect(),
+            configured: Vec::new(),
+        };
+        let current = Arc::new(ArcSwap::from_pointee(KeySet::default()));
+        let remote = RemoteKeys::start(setup, Arc::clone(&current), true)
+            .await
+            .unwrap();
+        assert_eq!(current.load().len(), 1);
+        let task = lock(&remote.task).clone().unwrap();
+        assert!(!task.is_finished());
+
+        drop(remote);
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while !task.is_finished() {
+            assert!(std::time::Instant::now() < deadline, "the task still runs");
+            tokio::task::yield_now().await;
+        }
+    }
 
     #[test]
     fn interval_follows_max_age_within_bounds() {

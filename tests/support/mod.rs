@@ -1,6 +1,8 @@
 //! Shared by the integration tests: checked-in test keys, token minting, and a request helper.
 #![allow(dead_code, clippy::unwrap_used)]
 
+pub mod server;
+
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::Router;
