@@ -7,7 +7,7 @@
 //! ```no_run
 //! use axum::{Router, routing::get};
 //! use serde::Deserialize;
-//! use tower_jwt_auth::{Claims, Issuer, JwtAuthLayer, KeySource};
+//! use tower_jwt_auth::{Claims, Issuer, JwtAuthLayer};
 //!
 //! #[derive(Deserialize)]
 //! struct MyClaims { sub: String }
@@ -19,8 +19,7 @@
 //! #[tokio::main]
 //! async fn main() -> Result<(), Box<dyn std::error::Error>> {
 //!     let auth = JwtAuthLayer::<MyClaims>::builder()
-//!         .issuer(Issuer::new("https://auth.example.com/").audience("my-api")
-//!             .key(KeySource::jwks_file("/etc/my-api/jwks.json")))
+//!         .issuer(Issuer::discover("https://auth.example.com").audience("my-api"))
 //!         .build()
 //!         .await?;
 //!     let app = Router::new().route("/me", get(me)).layer(auth);
@@ -41,6 +40,23 @@
 //! - The claims: `exp` (required by default), `nbf`, `iat` not in the future, with a leeway
 //!   (default 60 s); `iss` and `aud` required and matching once configured; optionally `typ`
 //!   (`at+jwt`), a maximum age, required claims and your own validators.
+//!
+//! # Keys
+//!
+//! An issuer's keys come from a [`KeySource`]: a JWKS (inline, file, or
+//! [URL](KeySource::jwks_url)), [discovery](Issuer::discover) from the issuer URL (OpenID Connect,
+//! falling back to RFC 8414), PEM public keys, or a shared secret. Fetched key sets are loaded when
+//! the layer is built and kept fresh in the background ([`RefreshPolicy`]):
+//!
+//! - the refresh interval follows `Cache-Control: max-age` within bounds, and `ETag` revalidation
+//!   keeps the set on `304`;
+//! - a token naming an unknown `kid` triggers one refetch shared by every concurrent request and
+//!   limited by a cooldown, so the first token under a rotated key is accepted;
+//! - when the issuer is down, the last good set keeps serving up to a maximum staleness, and only
+//!   when no usable set exists do requests get `503` with `Retry-After`;
+//! - [`JwtAuthLayer::key_sets`] reports each set's age, size and health.
+//!
+//! A request whose key is known takes no lock and does no I/O: it reads a snapshot.
 //!
 //! Rejections follow RFC 6750 §3 ([`DefaultRejection`]) or any mapping you give
 //! ([`RejectionResponse`]); each cause is an [`AuthError`] variant.

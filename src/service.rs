@@ -106,12 +106,8 @@ where
     response
 }
 
-/// One line per rejection, with its cause and never the token.
+/// One line per rejection, with its cause and never the token. At debug level even for
+/// `keys_unavailable`: the key refresh logs the outage once when it starts, not once per request.
 fn log_rejection(error: &AuthError) {
-    match error {
-        AuthError::KeysUnavailable { .. } => {
-            tracing::warn!(cause = error.cause(), %error, "request rejected");
-        }
-        _ => tracing::debug!(cause = error.cause(), %error, "request rejected"),
-    }
+    tracing::debug!(cause = error.cause(), %error, "request rejected");
 }

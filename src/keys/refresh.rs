@@ -586,6 +586,10 @@ async fn refresh_loop(remote: Weak<RemoteKeys>) {
         let Some(remote) = remote.upgrade() else {
             return;
         };
+        // A refetch for an unknown kid may have moved the schedule while this task slept.
+        if Instant::now() < lock(&remote.state).next_refresh {
+            continue;
+        }
         remote.fetch_now().await;
     }
 }
