@@ -88,6 +88,7 @@ mod keys;
 mod layer;
 mod response;
 mod service;
+mod signature;
 mod token;
 mod verify;
 
@@ -102,6 +103,7 @@ pub use keys::{FetchCounts, FetchError, KeySetStatus, KeySource, RefreshPolicy, 
 pub use layer::JwtAuthLayer;
 pub use response::{DefaultRejection, RejectionResponse, www_authenticate};
 pub use service::JwtAuth;
+pub use signature::{SignatureVerifier, VerifiedJws};
 pub use token::TokenSource;
 
 /// The HTTP client crate used for discovery and JWKS fetches, re-exported so that a client passed

@@ -10,7 +10,7 @@ use crate::claims::{Claims, NumericDate, RegisteredClaims, VerifiedToken};
 use crate::error::AuthError;
 use crate::json::{JsonObject, ObjectError};
 use crate::jws::{CompactJws, media_type_matches};
-use crate::keys::{KeyLookup, KeyStore, RemoteKeys};
+use crate::keys::{KeyLookup, KeySet, KeyStore, RemoteKeys};
 
 /// A user check on the typed claims; `Err` carries a reason safe to show the client.
 pub(crate) type Validator<T> = Box<dyn Fn(&T) -> Result<(), Cow<'static, str>> + Send + Sync>;
@@ -135,17 +135,10 @@ impl<T: DeserializeOwned> Verifier<T> {
                 retry_after: issuer.keys.retry_after(),
             }));
         }
-        let candidates = match keys.lookup(header.kid.as_deref(), header.alg) {
-            KeyLookup::Candidates(candidates) => candidates,
-            KeyLookup::AlgorithmMismatch => return Err(AuthError::KeyAlgorithmMismatch.into()),
-            KeyLookup::Unknown => return Err(missing_keys(AuthError::UnknownKey)),
-        };
-        // A known key with a bad signature never triggers a refetch.
-        if !candidates
-            .iter()
-            .any(|key| key.verify(jws.signing_input, &jws.signature))
-        {
-            return Err(AuthError::InvalidSignature.into());
+        match check_signature(&jws, &keys) {
+            Ok(()) => {}
+            Err(Some(error)) => return Err(error.into()),
+            Err(None) => return Err(missing_keys(AuthError::UnknownKey)),
         }
 
         let registered = registered_claims(&object)?;
@@ -223,6 +216,27 @@ impl<T: DeserializeOwned> Verifier<T> {
             }
         }
         Ok(())
+    }
+}
+
+/// Picks the key for `jws` in `keys` by `kid` and `alg`, and checks the signature with it. A known
+/// key with a bad signature is [`AuthError::InvalidSignature`]; `Err(None)` means no key fits.
+pub(crate) fn check_signature(
+    jws: &CompactJws<'_>,
+    keys: &KeySet,
+) -> Result<(), Option<AuthError>> {
+    let candidates = match keys.lookup(jws.header.kid.as_deref(), jws.header.alg) {
+        KeyLookup::Candidates(candidates) => candidates,
+        KeyLookup::AlgorithmMismatch => return Err(Some(AuthError::KeyAlgorithmMismatch)),
+        KeyLookup::Unknown => return Err(None),
+    };
+    if candidates
+        .iter()
+        .any(|key| key.verify(jws.signing_input, &jws.signature))
+    {
+        Ok(())
+    } else {
+        Err(Some(AuthError::InvalidSignature))
     }
 }
 
