@@ -10,6 +10,7 @@ use http::HeaderName;
 use serde::de::DeserializeOwned;
 
 use crate::algorithm::{Algorithm, AlgorithmSet};
+use crate::cache::TokenCache;
 use crate::error::ConfigError;
 use crate::keys::{
     HttpPolicy, KeySet, KeySource, KeyStore, RefreshPolicy, RemoteKeys, RemoteSetup, RemoteSource,
@@ -24,6 +25,8 @@ use crate::verify::{ClaimRules, IssuerPolicy, Validator, Verifier};
 pub const DEFAULT_LEEWAY: Duration = Duration::from_secs(60);
 /// Default maximum token length, in bytes.
 pub const DEFAULT_MAX_TOKEN_LEN: usize = 8 * 1024;
+/// Default capacity of the verified-token cache, in tokens.
+pub const DEFAULT_TOKEN_CACHE_CAPACITY: u64 = 10_000;
 
 /// A trusted token issuer: the `iss` it puts in tokens, the audiences accepted from it, the
 /// algorithms it may use, and where its keys come from.
@@ -230,6 +233,7 @@ pub struct JwtAuthBuilder<T> {
     refresh_policy: RefreshPolicy,
     start_without_keys: bool,
     http_policy: HttpPolicy,
+    token_cache_capacity: u64,
 }
 
 impl<T> fmt::Debug for JwtAuthBuilder<T> {
@@ -249,6 +253,7 @@ impl<T> fmt::Debug for JwtAuthBuilder<T> {
             .field("refresh_policy", &self.refresh_policy)
             .field("start_without_keys", &self.start_without_keys)
             .field("http_policy", &self.http_policy)
+            .field("token_cache_capacity", &self.token_cache_capacity)
             .finish()
     }
 }
@@ -270,6 +275,7 @@ impl<T> Default for JwtAuthBuilder<T> {
             refresh_policy: RefreshPolicy::default(),
             start_without_keys: false,
             http_policy: HttpPolicy::LoopbackOnly,
+            token_cache_capacity: DEFAULT_TOKEN_CACHE_CAPACITY,
         }
     }
 }
@@ -375,6 +381,20 @@ where
         self
     }
 
+    /// How many verified tokens to keep, so that a repeated token skips the signature check;
+    /// `0` switches the cache off. Default: [`DEFAULT_TOKEN_CACHE_CAPACITY`] (10,000).
+    ///
+    /// An entry is keyed by the SHA-256 of the whole token and lives until the token's `exp` (an
+    /// hour at most); a token that is not valid yet is not kept, and an entry whose signing key has
+    /// left the issuer's key set is not used. On a hit the time claims (`exp`, `nbf`, `iat`, the
+    /// maximum age) are checked again and the [`validate`](Self::validate) checks run again, so a
+    /// validator that consults changing state (a deny list) still sees every request. Memory: an
+    /// entry holds the decoded claims `T` and about 300 bytes besides.
+    pub fn token_cache_capacity(mut self, capacity: u64) -> Self {
+        self.token_cache_capacity = capacity;
+        self
+    }
+
     /// The HTTP client for discovery and JWKS requests, e.g. one with a custom root CA or a
     /// proxy. Default: a built-in rustls client with the [`RefreshPolicy`] timeouts that follows
     /// redirects only within the same host.
@@ -469,6 +489,8 @@ where
                 issuers,
                 rules,
                 validators: self.validators.into_boxed_slice(),
+                cache: (self.token_cache_capacity > 0)
+                    .then(|| TokenCache::new(self.token_cache_capacity)),
             },
             extractor: TokenExtractor {
                 extra_sources: self.token_sources.into_boxed_slice(),

@@ -77,6 +77,7 @@
 
 mod algorithm;
 mod builder;
+mod cache;
 mod claims;
 mod error;
 #[cfg(feature = "axum")]
@@ -93,7 +94,9 @@ mod token;
 mod verify;
 
 pub use algorithm::{Algorithm, UnsupportedAlgorithm};
-pub use builder::{DEFAULT_LEEWAY, DEFAULT_MAX_TOKEN_LEN, Issuer, JwtAuthBuilder};
+pub use builder::{
+    DEFAULT_LEEWAY, DEFAULT_MAX_TOKEN_LEN, DEFAULT_TOKEN_CACHE_CAPACITY, Issuer, JwtAuthBuilder,
+};
 pub use claims::{Audience, Claims, NumericDate, RegisteredClaims, VerifiedToken};
 pub use error::{AuthError, ConfigError, ErrorCode};
 #[cfg(feature = "axum")]

@@ -6,11 +6,12 @@ use std::sync::Arc;
 use serde::de::DeserializeOwned;
 
 use crate::algorithm::AlgorithmSet;
+use crate::cache::TokenCache;
 use crate::claims::{Claims, NumericDate, RegisteredClaims, VerifiedToken};
 use crate::error::AuthError;
 use crate::json::{JsonObject, ObjectError};
 use crate::jws::{CompactJws, media_type_matches};
-use crate::keys::{KeyLookup, KeySet, KeyStore, RemoteKeys};
+use crate::keys::{KeyLookup, KeySet, KeyStore, PreparedKey, RemoteKeys};
 
 /// A user check on the typed claims; `Err` carries a reason safe to show the client.
 pub(crate) type Validator<T> = Box<dyn Fn(&T) -> Result<(), Cow<'static, str>> + Send + Sync>;
@@ -41,6 +42,8 @@ pub(crate) struct Verifier<T> {
     pub(crate) issuers: Box<[IssuerPolicy]>,
     pub(crate) rules: ClaimRules,
     pub(crate) validators: Box<[Validator<T>]>,
+    /// Tokens verified recently; `None` when switched off.
+    pub(crate) cache: Option<TokenCache<T>>,
 }
 
 impl<T> std::fmt::Debug for Verifier<T> {
@@ -49,9 +52,13 @@ impl<T> std::fmt::Debug for Verifier<T> {
             .field("issuers", &self.issuers)
             .field("rules", &self.rules)
             .field("validators", &self.validators.len())
+            .field("cache", &self.cache)
             .finish()
     }
 }
+
+/// Which issuer (by index) and which key verified a token.
+type Signer = (usize, Arc<PreparedKey>);
 
 /// A token that passed every check.
 pub(crate) struct Verified<T> {
@@ -88,9 +95,53 @@ impl Failure {
     }
 }
 
-impl<T: DeserializeOwned> Verifier<T> {
-    /// Verifies `token` at time `now` (seconds since the epoch).
+impl<T: DeserializeOwned + Send + Sync + 'static> Verifier<T> {
+    /// Verifies `token` at time `now` (seconds since the epoch), from the verified-token cache
+    /// when it holds the token.
     pub(crate) fn verify(&self, token: &str, now: i64) -> Result<Verified<T>, Failure> {
+        let Some(cache) = &self.cache else {
+            return self.verify_token(token, now).map(|(verified, _)| verified);
+        };
+        let hash = TokenCache::<T>::hash(token);
+        if let Some(hit) = cache.get(&hash) {
+            let keys = self.issuers[hit.issuer].keys.snapshot();
+            if keys.is_usable() && keys.contains(&hit.key) {
+                // What depends on the time, or on the validators' own state, is checked again.
+                self.check_times(hit.token.registered_claims(), now)?;
+                self.run_validators(&hit.claims.0)?;
+                return Ok(Verified {
+                    claims: hit.claims.clone(),
+                    token: hit.token.clone(),
+                });
+            }
+            // The signing key left the set (or the set is unusable): verify from scratch.
+            cache.remove(&hash);
+        }
+        let (verified, (issuer, key)) = self.verify_token(token, now)?;
+        cache.insert(
+            hash,
+            verified.claims.clone(),
+            verified.token.clone(),
+            issuer,
+            key,
+            now,
+        );
+        Ok(verified)
+    }
+
+    fn run_validators(&self, claims: &T) -> Result<(), AuthError> {
+        for validator in &self.validators {
+            validator(claims).map_err(AuthError::ClaimsRejected)?;
+        }
+        Ok(())
+    }
+
+    /// Verifies `token` in full; returns with it the issuer's index and the key that signed it.
+    fn verify_token(
+        &self,
+        token: &str,
+        now: i64,
+    ) -> Result<(Verified<T>, Signer), Failure> {
         let jws = CompactJws::parse(token)?;
         let header = &jws.header;
         if let Some(required) = &self.rules.token_type
@@ -116,7 +167,7 @@ impl<T: DeserializeOwned> Verifier<T> {
         let iss = object
             .get_str("iss")
             .map_err(|()| AuthError::InvalidClaim(Cow::Borrowed("iss")))?;
-        let issuer = self.issuer_for(iss.as_deref())?;
+        let (issuer_index, issuer) = self.issuer_for(iss.as_deref())?;
         if !issuer.algorithms.contains(header.alg) {
             return Err(AuthError::AlgorithmNotAllowed.into());
         }
@@ -135,11 +186,11 @@ impl<T: DeserializeOwned> Verifier<T> {
                 retry_after: issuer.keys.retry_after(),
             }));
         }
-        match check_signature(&jws, &keys) {
-            Ok(()) => {}
+        let signer = match check_signature(&jws, &keys) {
+            Ok(key) => Arc::clone(key),
             Err(Some(error)) => return Err(error.into()),
             Err(None) => return Err(missing_keys(AuthError::UnknownKey)),
-        }
+        };
 
         let registered = registered_claims(&object)?;
         self.check_times(&registered, now)?;
@@ -157,11 +208,9 @@ impl<T: DeserializeOwned> Verifier<T> {
             tracing::debug!(error = %err, "token claims do not match the claims type");
             AuthError::InvalidClaim(Cow::Borrowed("claims"))
         })?;
-        for validator in &self.validators {
-            validator(&claims).map_err(AuthError::ClaimsRejected)?;
-        }
+        self.run_validators(&claims)?;
 
-        Ok(Verified {
+        let verified = Verified {
             claims: Claims(Arc::new(claims)),
             token: VerifiedToken::new(
                 header.alg,
@@ -169,19 +218,21 @@ impl<T: DeserializeOwned> Verifier<T> {
                 header.typ.clone(),
                 registered,
             ),
-        })
+        };
+        Ok((verified, (issuer_index, signer)))
     }
 
-    fn issuer_for(&self, iss: Option<&str>) -> Result<&IssuerPolicy, AuthError> {
+    fn issuer_for(&self, iss: Option<&str>) -> Result<(usize, &IssuerPolicy), AuthError> {
         if let [only] = &*self.issuers
             && only.iss.is_none()
         {
-            return Ok(only);
+            return Ok((0, only));
         }
         let iss = iss.ok_or(AuthError::IssuerNotAllowed)?;
         self.issuers
             .iter()
-            .find(|issuer| issuer.iss.as_deref() == Some(iss))
+            .enumerate()
+            .find(|(_, issuer)| issuer.iss.as_deref() == Some(iss))
             .ok_or(AuthError::IssuerNotAllowed)
     }
 
@@ -219,25 +270,23 @@ impl<T: DeserializeOwned> Verifier<T> {
     }
 }
 
-/// Picks the key for `jws` in `keys` by `kid` and `alg`, and checks the signature with it. A known
-/// key with a bad signature is [`AuthError::InvalidSignature`]; `Err(None)` means no key fits.
-pub(crate) fn check_signature(
+/// Picks the key for `jws` in `keys` by `kid` and `alg`, checks the signature with it, and returns
+/// the key that verified it. A known key with a bad signature is [`AuthError::InvalidSignature`];
+/// `Err(None)` means no key fits.
+pub(crate) fn check_signature<'k>(
     jws: &CompactJws<'_>,
-    keys: &KeySet,
-) -> Result<(), Option<AuthError>> {
+    keys: &'k KeySet,
+) -> Result<&'k Arc<PreparedKey>, Option<AuthError>> {
     let candidates = match keys.lookup(jws.header.kid.as_deref(), jws.header.alg) {
         KeyLookup::Candidates(candidates) => candidates,
         KeyLookup::AlgorithmMismatch => return Err(Some(AuthError::KeyAlgorithmMismatch)),
         KeyLookup::Unknown => return Err(None),
     };
-    if candidates
+    candidates
         .iter()
-        .any(|key| key.verify(jws.signing_input, &jws.signature))
-    {
-        Ok(())
-    } else {
-        Err(Some(AuthError::InvalidSignature))
-    }
+        .find(|candidate| candidate.verifier.verify(jws.signing_input, &jws.signature))
+        .map(|candidate| candidate.key)
+        .ok_or(Some(AuthError::InvalidSignature))
 }
 
 fn check_audience(issuer: &IssuerPolicy, claims: &RegisteredClaims) -> Result<(), AuthError> {

@@ -15,6 +15,8 @@ use arc_swap::ArcSwap;
 use tokio::time::Instant;
 
 pub use jwk::SkippedKey;
+#[cfg(test)]
+pub(crate) use prepared::KeyMaterial;
 pub(crate) use prepared::{PreparedKey, SignatureKey};
 pub use refresh::{FetchCounts, KeySetStatus, RefreshPolicy};
 pub(crate) use refresh::{RemoteKeys, RemoteSetup, RemoteSource};
@@ -91,7 +93,7 @@ impl KeySet {
                 .filter(|key| key.kid.as_deref() == Some(kid))
                 .peekable();
             if named.peek().is_some() {
-                let candidates = Candidates::new(named.filter_map(|key| key.verifier(alg)));
+                let candidates = Candidates::new(named.filter_map(|key| Candidate::of(key, alg)));
                 return if candidates.is_empty() {
                     KeyLookup::AlgorithmMismatch
                 } else {
@@ -103,7 +105,7 @@ impl KeySet {
             self.keys
                 .iter()
                 .filter(|key| kid.is_none() || key.kid.is_none())
-                .filter_map(|key| key.verifier(alg)),
+                .filter_map(|key| Candidate::of(key, alg)),
         );
         if candidates.is_empty() {
             KeyLookup::Unknown
@@ -111,16 +113,41 @@ impl KeySet {
             KeyLookup::Candidates(candidates)
         }
     }
+
+    /// Whether `key` (the very same prepared key) is still in this set.
+    pub(crate) fn contains(&self, key: &Arc<PreparedKey>) -> bool {
+        self.keys
+            .iter()
+            .any(|candidate| Arc::ptr_eq(candidate, key))
+    }
+
+    /// The prepared key of this set with `fingerprint`, to be kept by the next set.
+    pub(crate) fn find(&self, fingerprint: &[u8; 32]) -> Option<&Arc<PreparedKey>> {
+        self.keys.iter().find(|key| &key.fingerprint == fingerprint)
+    }
+}
+
+/// A key to try, with its verifier for the token's algorithm.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Candidate<'a> {
+    pub(crate) key: &'a Arc<PreparedKey>,
+    pub(crate) verifier: &'a SignatureKey,
+}
+
+impl<'a> Candidate<'a> {
+    fn of(key: &'a Arc<PreparedKey>, alg: Algorithm) -> Option<Self> {
+        key.verifier(alg).map(|verifier| Self { key, verifier })
+    }
 }
 
 /// Up to [`MAX_KIDLESS_CANDIDATES`] keys to try, held inline so that a lookup never allocates.
 #[derive(Debug)]
 pub(crate) struct Candidates<'a> {
-    keys: [Option<&'a SignatureKey>; MAX_KIDLESS_CANDIDATES],
+    keys: [Option<Candidate<'a>>; MAX_KIDLESS_CANDIDATES],
 }
 
 impl<'a> Candidates<'a> {
-    fn new(keys: impl Iterator<Item = &'a SignatureKey>) -> Self {
+    fn new(keys: impl Iterator<Item = Candidate<'a>>) -> Self {
         let mut slots = [None; MAX_KIDLESS_CANDIDATES];
         for (slot, key) in slots.iter_mut().zip(keys) {
             *slot = Some(key);
@@ -132,7 +159,7 @@ impl<'a> Candidates<'a> {
         self.keys[0].is_none()
     }
 
-    pub(crate) fn iter(&self) -> impl Iterator<Item = &'a SignatureKey> + '_ {
+    pub(crate) fn iter(&self) -> impl Iterator<Item = Candidate<'a>> + '_ {
         self.keys.iter().flatten().copied()
     }
 }

@@ -66,6 +66,9 @@ impl std::fmt::Debug for SignatureKey {
 pub(crate) struct PreparedKey {
     pub(crate) kid: Option<Box<str>>,
     verifiers: Vec<(Algorithm, SignatureKey)>,
+    /// SHA-256 over the `kid`, the key material and the algorithms: equal fingerprints mean the
+    /// same key, so a refresh can keep the prepared key (and the cache entries it signed).
+    pub(crate) fingerprint: [u8; 32],
 }
 
 impl PreparedKey {
@@ -120,9 +123,11 @@ impl PreparedKey {
             }
             KeyMaterial::Secret(secret) => prepare_hmac(secret, pinned, &candidates)?,
         };
+        let fingerprint = fingerprint(kid.as_deref(), &material, &verifiers);
         Ok(Self {
             kid: kid.map(String::into_boxed_str),
             verifiers,
+            fingerprint,
         })
     }
 
@@ -133,6 +138,45 @@ impl PreparedKey {
             .find(|(candidate, _)| *candidate == alg)
             .map(|(_, key)| key)
     }
+}
+
+fn fingerprint(
+    kid: Option<&str>,
+    material: &KeyMaterial,
+    verifiers: &[(Algorithm, SignatureKey)],
+) -> [u8; 32] {
+    let mut context = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
+    // Each field is length-prefixed, so that no two different keys hash the same input.
+    let mut field = |bytes: &[u8]| {
+        context.update(&(bytes.len() as u64).to_be_bytes());
+        context.update(bytes);
+    };
+    field(kid.map_or(b"\0no-kid".as_slice(), str::as_bytes));
+    match material {
+        KeyMaterial::Rsa { n, e } => {
+            field(b"RSA");
+            field(n);
+            field(e);
+        }
+        KeyMaterial::Ec { family, point } => {
+            field(format!("{family:?}").as_bytes());
+            field(point);
+        }
+        KeyMaterial::Ed25519(x) => {
+            field(b"Ed25519");
+            field(x);
+        }
+        KeyMaterial::Secret(secret) => {
+            field(b"oct");
+            field(secret);
+        }
+    }
+    for (alg, _) in verifiers {
+        field(alg.as_str().as_bytes());
+    }
+    let mut out = [0; 32];
+    out.copy_from_slice(context.finish().as_ref());
+    out
 }
 
 fn prepare_rsa(

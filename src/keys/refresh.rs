@@ -524,7 +524,15 @@ impl RemoteKeys {
                 let interval = self.policy.interval(max_age);
                 let fetched_count = parsed.keys.len();
                 let mut keys = self.configured.clone();
-                keys.extend(parsed.keys.into_iter().map(Arc::new));
+                // A key that is still published keeps its prepared form, and with it the
+                // verified-token cache entries it signed.
+                let previous = self.current.load();
+                keys.extend(parsed.keys.into_iter().map(|key| {
+                    previous
+                        .find(&key.fingerprint)
+                        .map_or_else(|| Arc::new(key), Arc::clone)
+                }));
+                drop(previous);
                 self.current
                     .store(Arc::new(KeySet::expiring(keys, self.expiry(interval))));
                 lock(&self.state).etag = etag;

@@ -1,0 +1,203 @@
+//! The verified-token cache: a repeated token skips the signature check and the claim parsing.
+//!
+//! Entries are keyed by the SHA-256 of the whole token, so only the very same bytes hit. An entry
+//! lives until the token's `exp` at the latest (an hour at most), is never made for a token that is
+//! not yet valid, and is ignored (and dropped) once the key that signed it has left its issuer's
+//! key set. On a hit the time claims are checked again and the user validators run again; only
+//! what can't change for the same bytes and the same configuration (signature, `iss`, `aud`,
+//! `typ`, required claims, the claims' types) is taken from the cache.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use aws_lc_rs::digest;
+use moka::sync::Cache;
+
+use crate::claims::{Claims, NumericDate, VerifiedToken};
+use crate::keys::PreparedKey;
+
+/// The longest an entry lives, even for a token with a far or no `exp`.
+const MAX_ENTRY_LIFETIME: Duration = Duration::from_secs(3600);
+
+/// A token that passed every check, as it is kept.
+pub(crate) struct CachedToken<T> {
+    pub(crate) claims: Claims<T>,
+    pub(crate) token: VerifiedToken,
+    /// Which issuer of the verifier it belongs to.
+    pub(crate) issuer: usize,
+    /// The key that verified the signature; the entry is only good while it is in the key set.
+    pub(crate) key: Arc<PreparedKey>,
+    lifetime: Duration,
+}
+
+/// The cache key: the SHA-256 of the token.
+pub(crate) type TokenHash = [u8; 32];
+
+pub(crate) struct TokenCache<T> {
+    entries: Cache<TokenHash, Arc<CachedToken<T>>>,
+}
+
+impl<T> std::fmt::Debug for TokenCache<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenCache")
+            .field("max_capacity", &self.entries.policy().max_capacity())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Gives each entry its own lifetime, computed when it was made.
+struct PerEntryLifetime;
+
+impl<T> moka::Expiry<TokenHash, Arc<CachedToken<T>>> for PerEntryLifetime {
+    fn expire_after_create(
+        &self,
+        _: &TokenHash,
+        entry: &Arc<CachedToken<T>>,
+        _: Instant,
+    ) -> Option<Duration> {
+        Some(entry.lifetime)
+    }
+}
+
+impl<T: Send + Sync + 'static> TokenCache<T> {
+    /// A cache of at most `capacity` tokens.
+    pub(crate) fn new(capacity: u64) -> Self {
+        Self {
+            entries: Cache::builder()
+                .max_capacity(capacity)
+                .expire_after(PerEntryLifetime)
+                .build(),
+        }
+    }
+
+    pub(crate) fn hash(token: &str) -> TokenHash {
+        let mut hash = [0; 32];
+        hash.copy_from_slice(digest::digest(&digest::SHA256, token.as_bytes()).as_ref());
+        hash
+    }
+
+    pub(crate) fn get(&self, hash: &TokenHash) -> Option<Arc<CachedToken<T>>> {
+        self.entries.get(hash)
+    }
+
+    pub(crate) fn remove(&self, hash: &TokenHash) {
+        self.entries.invalidate(hash);
+    }
+
+    /// Keeps a token verified at `now` (seconds since the epoch), unless it is not valid yet or
+    /// about to expire.
+    pub(crate) fn insert(
+        &self,
+        hash: TokenHash,
+        claims: Claims<T>,
+        token: VerifiedToken,
+        issuer: usize,
+        key: Arc<PreparedKey>,
+        now: i64,
+    ) {
+        let registered = token.registered_claims();
+        // Accepted thanks to the leeway, but not valid yet: not worth keeping.
+        if registered.nbf.is_some_and(|NumericDate(nbf)| nbf > now) {
+            return;
+        }
+        let lifetime = match registered.exp {
+            Some(NumericDate(exp)) => match u64::try_from(exp.saturating_sub(now)) {
+                Ok(seconds) if seconds > 0 => Duration::from_secs(seconds).min(MAX_ENTRY_LIFETIME),
+                // Expired, and accepted only thanks to the leeway.
+                _ => return,
+            },
+            None => MAX_ENTRY_LIFETIME,
+        };
+        let entry = CachedToken {
+            claims,
+            token,
+            issuer,
+            key,
+            lifetime,
+        };
+        self.entries.insert(hash, Arc::new(entry));
+    }
+
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> u64 {
+        self.entries.run_pending_tasks();
+        self.entries.entry_count()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::algorithm::{Algorithm, AlgorithmSet};
+    use crate::claims::RegisteredClaims;
+    use crate::keys::KeyMaterial;
+
+    const NOW: i64 = 1_700_000_000;
+
+    fn key() -> Arc<PreparedKey> {
+        let allowed: AlgorithmSet = [Algorithm::HS256].into_iter().collect();
+        Arc::new(PreparedKey::new(None, KeyMaterial::Secret(vec![7; 32]), None, allowed).unwrap())
+    }
+
+    fn insert(cache: &TokenCache<()>, token: &str, exp: Option<i64>, nbf: Option<i64>) {
+        let registered = RegisteredClaims {
+            exp: exp.map(NumericDate),
+            nbf: nbf.map(NumericDate),
+            ..RegisteredClaims::default()
+        };
+        let details = VerifiedToken::new(Algorithm::HS256, None, None, registered);
+        cache.insert(
+            TokenCache::<()>::hash(token),
+            Claims(Arc::new(())),
+            details,
+            0,
+            key(),
+            NOW,
+        );
+    }
+
+    #[test]
+    fn keeps_only_tokens_valid_now() {
+        let cache = TokenCache::new(100);
+        insert(&cache, "valid", Some(NOW + 60), Some(NOW - 1));
+        insert(&cache, "no exp", None, None);
+        insert(&cache, "not yet valid", Some(NOW + 60), Some(NOW + 5));
+        insert(&cache, "expiring now", Some(NOW), None);
+        insert(&cache, "expired within leeway", Some(NOW - 10), None);
+        assert_eq!(cache.len(), 2);
+        assert!(cache.get(&TokenCache::<()>::hash("valid")).is_some());
+        assert!(cache.get(&TokenCache::<()>::hash("no exp")).is_some());
+        assert!(
+            cache
+                .get(&TokenCache::<()>::hash("not yet valid"))
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn an_entry_lives_until_exp_and_at_most_an_hour() {
+        let cache = TokenCache::new(100);
+        insert(&cache, "soon", Some(NOW + 90), None);
+        insert(&cache, "far", Some(NOW + 30 * 86_400), None);
+        let lifetime = |token: &str| cache.get(&TokenCache::<()>::hash(token)).unwrap().lifetime;
+        assert_eq!(lifetime("soon"), Duration::from_secs(90));
+        assert_eq!(lifetime("far"), MAX_ENTRY_LIFETIME);
+    }
+
+    #[test]
+    fn the_capacity_bounds_the_entries() {
+        let cache = TokenCache::new(50);
+        for i in 0..1000 {
+            insert(&cache, &format!("token-{i}"), Some(NOW + 600), None);
+        }
+        assert!(cache.len() <= 50, "{}", cache.len());
+    }
+
+    #[test]
+    fn different_tokens_hash_differently() {
+        assert_ne!(
+            TokenCache::<()>::hash("a.b.c"),
+            TokenCache::<()>::hash("a.b.d")
+        );
+    }
+}
