@@ -1,17 +1,40 @@
-//! The layer's verification against the raw `jsonwebtoken::decode` of the same token, with the
-//! same key and claim checks. Run: `cargo bench --bench verify`.
+//! The layer against the raw `jsonwebtoken::decode` of the same tokens, for every algorithm family.
+//!
+//! Per algorithm:
+//! - `a_jsonwebtoken_decode`: the baseline, a ready `DecodingKey` and `Validation`;
+//! - `b_layer_miss`: a request through the whole layer (`tower::ServiceExt::oneshot` on a no-op
+//!   service) with a different token each iteration, so the verified-token cache never hits;
+//! - `c_layer_hit`: the same token every iteration.
+//!
+//! And `unknown_kid/d_layer_cooldown`: tokens naming kids the fetched key set lacks, while the
+//! refetch cooldown runs (no fetch may happen).
+//!
+//! Run: `cargo bench --bench verify`; the figures and what they mean are in BENCHMARKS.md.
 #![allow(clippy::unwrap_used, missing_docs)]
 
-use criterion::{Criterion, criterion_group, criterion_main};
+use std::convert::Infallible;
+use std::time::{Duration, Instant};
+
+use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
+use http::{HeaderValue, Request, Response, StatusCode};
 use jsonwebtoken::{Algorithm as J, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
-use tower_jwt_auth::{Issuer, JwtAuthLayer, KeySource};
+use tower::{Layer, ServiceExt, service_fn};
+use tower_jwt_auth::{Algorithm, Issuer, JwtAuthLayer, KeySource, RefreshPolicy};
+
+const ISSUER: &str = "https://issuer.test/";
+const AUDIENCE: &str = "bench";
+const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef";
+/// Distinct tokens signed per algorithm for the cache-miss run; the layer (and its cache) is
+/// rebuilt, outside the timing, each time they are used up.
+const POOL: usize = 2_000;
 
 #[derive(Debug, Serialize, Deserialize)]
 struct BenchClaims {
     iss: String,
     aud: String,
     sub: String,
+    jti: String,
     exp: i64,
     iat: i64,
 }
@@ -20,63 +43,270 @@ fn key_file(name: &str) -> Vec<u8> {
     std::fs::read(format!("{}/tests/keys/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap()
 }
 
-fn bench_rs256_and_es256(c: &mut Criterion) {
-    let _ = jsonwebtoken::crypto::aws_lc::DEFAULT_PROVIDER.install_default();
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .build()
-        .unwrap();
-    let now = std::time::SystemTime::now()
+fn now() -> i64 {
+    std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
-        .as_secs() as i64;
-    let claims = BenchClaims {
-        iss: "https://issuer.test/".into(),
-        aud: "bench".into(),
-        sub: "user-1".into(),
-        exp: now + 3600,
-        iat: now,
-    };
-    for (alg, private, public) in [
-        (J::RS256, "rsa-a.key.pem", "rsa-a.pub.pem"),
-        (J::ES256, "ec-p256.key.pem", "ec-p256.pub.pem"),
-    ] {
+        .as_secs() as i64
+}
+
+fn claims(n: usize) -> BenchClaims {
+    BenchClaims {
+        iss: ISSUER.into(),
+        aud: AUDIENCE.into(),
+        sub: format!("user-{n}"),
+        jti: format!("{n:016x}"),
+        exp: now() + 3600,
+        iat: now(),
+    }
+}
+
+/// One algorithm's keys: for signing, for `jsonwebtoken`, and for the layer.
+struct Case {
+    name: &'static str,
+    alg: J,
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    source: KeySource,
+}
+
+fn cases() -> Vec<Case> {
+    let pem = |alg: J, private: &str, public: &str, algorithm: Algorithm| {
         let (encoding, decoding) = match alg {
-            J::RS256 => (
+            J::RS256 | J::PS256 => (
                 EncodingKey::from_rsa_pem(&key_file(private)).unwrap(),
                 DecodingKey::from_rsa_pem(&key_file(public)).unwrap(),
+            ),
+            J::EdDSA => (
+                EncodingKey::from_ed_pem(&key_file(private)).unwrap(),
+                DecodingKey::from_ed_pem(&key_file(public)).unwrap(),
             ),
             _ => (
                 EncodingKey::from_ec_pem(&key_file(private)).unwrap(),
                 DecodingKey::from_ec_pem(&key_file(public)).unwrap(),
             ),
         };
-        let token = jsonwebtoken::encode(&Header::new(alg), &claims, &encoding).unwrap();
-        let mut validation = Validation::new(alg);
-        validation.set_issuer(&["https://issuer.test/"]);
-        validation.set_audience(&["bench"]);
-
-        let layer: JwtAuthLayer<BenchClaims> = runtime
-            .block_on(
-                JwtAuthLayer::builder()
-                    .issuer(
-                        Issuer::new("https://issuer.test/")
-                            .audience("bench")
-                            .key(KeySource::public_key_pem(key_file(public))),
-                    )
-                    .build(),
-            )
-            .unwrap();
-
-        let mut group = c.benchmark_group(format!("{alg:?}"));
-        group.bench_function("jsonwebtoken_decode", |b| {
-            b.iter(|| jsonwebtoken::decode::<BenchClaims>(&token, &decoding, &validation).unwrap())
+        let source = KeySource::public_key_pem(key_file(public)).with_algorithm(algorithm);
+        (encoding, decoding, source)
+    };
+    let mut cases = vec![Case {
+        name: "HS256",
+        alg: J::HS256,
+        encoding: EncodingKey::from_secret(SECRET),
+        decoding: DecodingKey::from_secret(SECRET),
+        source: KeySource::shared_secret(SECRET).with_algorithm(Algorithm::HS256),
+    }];
+    for (name, alg, private, public, algorithm) in [
+        (
+            "RS256",
+            J::RS256,
+            "rsa-a.key.pem",
+            "rsa-a.pub.pem",
+            Algorithm::RS256,
+        ),
+        (
+            "PS256",
+            J::PS256,
+            "rsa-a.key.pem",
+            "rsa-a.pub.pem",
+            Algorithm::PS256,
+        ),
+        (
+            "ES256",
+            J::ES256,
+            "ec-p256.key.pem",
+            "ec-p256.pub.pem",
+            Algorithm::ES256,
+        ),
+        (
+            "ES384",
+            J::ES384,
+            "ec-p384.key.pem",
+            "ec-p384.pub.pem",
+            Algorithm::ES384,
+        ),
+        (
+            "EdDSA",
+            J::EdDSA,
+            "ed25519.key.pem",
+            "ed25519.pub.pem",
+            Algorithm::EdDSA,
+        ),
+    ] {
+        let (encoding, decoding, source) = pem(alg, private, public, algorithm);
+        cases.push(Case {
+            name,
+            alg,
+            encoding,
+            decoding,
+            source,
         });
-        group.bench_function("layer_verify", |b| {
-            b.iter(|| runtime.block_on(layer.verify(&token)).unwrap())
+    }
+    cases
+}
+
+fn bearer(token: &str) -> HeaderValue {
+    HeaderValue::try_from(format!("Bearer {token}")).unwrap()
+}
+
+/// Sends one request with `authorization` through `layer` in front of a no-op service.
+async fn through_layer(
+    layer: &JwtAuthLayer<BenchClaims>,
+    authorization: &HeaderValue,
+) -> StatusCode {
+    let service = layer.layer(service_fn(|_: Request<()>| async {
+        Ok::<_, Infallible>(Response::new(()))
+    }));
+    let request = Request::get("/")
+        .header(http::header::AUTHORIZATION, authorization.clone())
+        .body(())
+        .unwrap();
+    service.oneshot(request).await.unwrap().status()
+}
+
+fn bench_algorithms(c: &mut Criterion) {
+    let _ = jsonwebtoken::crypto::aws_lc::DEFAULT_PROVIDER.install_default();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    for case in cases() {
+        let header = Header::new(case.alg);
+        let pool: Vec<String> = (0..POOL)
+            .map(|n| jsonwebtoken::encode(&header, &claims(n), &case.encoding).unwrap())
+            .collect();
+        let headers: Vec<HeaderValue> = pool.iter().map(|token| bearer(token)).collect();
+        let mut validation = Validation::new(case.alg);
+        validation.set_issuer(&[ISSUER]);
+        validation.set_audience(&[AUDIENCE]);
+        let build = || {
+            runtime
+                .block_on(
+                    JwtAuthLayer::<BenchClaims>::builder()
+                        .issuer(
+                            Issuer::new(ISSUER)
+                                .audience(AUDIENCE)
+                                .key(case.source.clone()),
+                        )
+                        .build(),
+                )
+                .unwrap()
+        };
+
+        let mut group = c.benchmark_group(case.name);
+        let mut next = 0;
+        group.bench_function("a_jsonwebtoken_decode", |b| {
+            b.iter(|| {
+                next = (next + 1) % POOL;
+                jsonwebtoken::decode::<BenchClaims>(&pool[next], &case.decoding, &validation)
+                    .unwrap()
+            })
+        });
+        group.bench_function("b_layer_miss", |b| {
+            b.iter_custom(|iterations| {
+                let mut elapsed = Duration::ZERO;
+                let mut done = 0;
+                while done < iterations {
+                    // A fresh layer has an empty cache: every token of the pool misses once.
+                    let layer = build();
+                    let batch = (iterations - done).min(POOL as u64) as usize;
+                    let start = Instant::now();
+                    for authorization in &headers[..batch] {
+                        let status = runtime.block_on(through_layer(&layer, authorization));
+                        assert_eq!(status, StatusCode::OK);
+                    }
+                    elapsed += start.elapsed();
+                    done += batch as u64;
+                }
+                elapsed
+            })
+        });
+        let layer = build();
+        let repeated = &headers[0];
+        group.bench_function("c_layer_hit", |b| {
+            b.iter(|| {
+                let status = runtime.block_on(through_layer(&layer, repeated));
+                assert_eq!(status, StatusCode::OK);
+            })
         });
         group.finish();
     }
 }
 
-criterion_group!(benches, bench_rs256_and_es256);
+/// A loopback JWKS server with one RSA key, for the unknown-kid case.
+async fn serve_jwks() -> String {
+    let der = DecodingKey::from_rsa_pem(&key_file("rsa-a.pub.pem")).unwrap();
+    let public = aws_lc_rs::rsa::PublicKey::from_der(der.try_get_as_bytes().unwrap()).unwrap();
+    use base64::Engine as _;
+    let b64 = |bytes: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+    let jwks = serde_json::json!({"keys": [{
+        "kty": "RSA", "kid": "known", "alg": "RS256",
+        "n": b64(public.modulus().big_endian_without_leading_zero()),
+        "e": b64(public.exponent().big_endian_without_leading_zero()),
+    }]})
+    .to_string();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/jwks", listener.local_addr().unwrap());
+    let app = axum::Router::new().route("/jwks", axum::routing::get(async move || jwks.clone()));
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    url
+}
+
+fn bench_unknown_kid(c: &mut Criterion) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let url = runtime.block_on(serve_jwks());
+    let layer = runtime
+        .block_on(
+            JwtAuthLayer::<BenchClaims>::builder()
+                .issuer(
+                    Issuer::new(ISSUER)
+                        .audience(AUDIENCE)
+                        .key(KeySource::jwks_url(url)),
+                )
+                .refresh_policy(
+                    RefreshPolicy::default().unknown_kid_cooldown(Duration::from_secs(3600)),
+                )
+                .build(),
+        )
+        .unwrap();
+    let encoding = EncodingKey::from_rsa_pem(&key_file("rsa-a.key.pem")).unwrap();
+    let headers: Vec<HeaderValue> = (0..1000)
+        .map(|n| {
+            let mut header = Header::new(J::RS256);
+            header.kid = Some(format!("unknown-{n}"));
+            bearer(&jsonwebtoken::encode(&header, &claims(n), &encoding).unwrap())
+        })
+        .collect();
+    // The first unknown kid starts the cooldown (one refetch); from then on none may fetch.
+    let first = runtime.block_on(through_layer(&layer, &headers[0]));
+    assert_eq!(first, StatusCode::UNAUTHORIZED);
+    let fetches = layer.key_sets()[0].fetches;
+
+    let mut group = c.benchmark_group("unknown_kid");
+    let mut next = 0;
+    group.bench_function("d_layer_cooldown", |b| {
+        b.iter_batched(
+            || {
+                next = (next + 1) % headers.len();
+                &headers[next]
+            },
+            |authorization| {
+                let status = runtime.block_on(through_layer(&layer, authorization));
+                assert_eq!(status, StatusCode::UNAUTHORIZED);
+            },
+            BatchSize::SmallInput,
+        )
+    });
+    group.finish();
+    assert_eq!(
+        layer.key_sets()[0].fetches,
+        fetches,
+        "a fetch during the cooldown"
+    );
+}
+
+criterion_group!(benches, bench_algorithms, bench_unknown_kid);
 criterion_main!(benches);
