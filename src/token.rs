@@ -38,21 +38,23 @@ impl TokenExtractor {
         headers: &'r HeaderMap,
         uri: &'r Uri,
     ) -> Result<Option<Cow<'r, str>>, AuthError> {
-        let mut found = bearer_token(headers)?.map(Cow::Borrowed);
+        // A bearer token's characters are checked as the header is read; the others' below.
+        let mut found = bearer_token(headers)?.map(|token| (Cow::Borrowed(token), true));
         for source in &*self.extra_sources {
             if let Some(token) = from_source(source, headers, uri)? {
                 if found.is_some() {
                     return Err(AuthError::MultipleTokens);
                 }
-                found = Some(token);
+                found = Some((token, false));
             }
         }
         match found {
-            Some(token) if token.len() > self.max_len => Err(AuthError::TokenTooLarge),
-            Some(token) if !is_b64token(&token) => Err(AuthError::MalformedToken(
-                "token has characters outside the b64token set",
-            )),
-            other => Ok(other),
+            Some((token, _)) if token.len() > self.max_len => Err(AuthError::TokenTooLarge),
+            Some((token, false)) if !is_b64token(token.as_bytes()) => Err(
+                AuthError::MalformedToken("token has characters outside the b64token set"),
+            ),
+            Some((token, _)) => Ok(Some(token)),
+            None => Ok(None),
         }
     }
 }
@@ -79,16 +81,17 @@ fn bearer_token(headers: &HeaderMap) -> Result<Option<&str>, AuthError> {
     if !bytes[..scheme_len].eq_ignore_ascii_case(b"bearer") {
         return Ok(None);
     }
-    let value = value
-        .to_str()
-        .map_err(|_| AuthError::MalformedAuthorizationHeader)?;
-    let rest = &value[scheme_len..];
     // `"Bearer" 1*SP b64token`: one or more spaces, then exactly one token, then nothing.
-    let token = rest.trim_start_matches(' ');
-    if token.is_empty() || !is_b64token(token) {
+    let rest = &bytes[scheme_len..];
+    let spaces = rest.iter().take_while(|b| **b == b' ').count();
+    let token = &rest[spaces..];
+    if spaces == 0 || !is_b64token(token) {
         return Err(AuthError::MalformedAuthorizationHeader);
     }
-    Ok(Some(token))
+    // b64token characters are ASCII, so this can't fail.
+    std::str::from_utf8(token)
+        .map(Some)
+        .map_err(|_| AuthError::MalformedAuthorizationHeader)
 }
 
 fn from_source<'r>(
@@ -152,13 +155,25 @@ fn from_source<'r>(
 }
 
 /// RFC 6750 §2.1: `b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="`.
-fn is_b64token(token: &str) -> bool {
-    let body = token.trim_end_matches('=');
-    !body.is_empty()
-        && body.bytes().all(|b| {
-            b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/')
-        })
+fn is_b64token(token: &[u8]) -> bool {
+    let padding = token.iter().rev().take_while(|b| **b == b'=').count();
+    let body = &token[..token.len() - padding];
+    !body.is_empty() && body.iter().all(|b| B64TOKEN[usize::from(*b)])
 }
+
+/// The characters of RFC 6750's `b64token` (besides the trailing `=`), by byte value: one table
+/// lookup per character on the hot path.
+static B64TOKEN: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut byte = 0;
+    while byte < 256 {
+        let b = byte as u8;
+        table[byte] =
+            b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/');
+        byte += 1;
+    }
+    table
+};
 
 #[cfg(test)]
 mod tests {

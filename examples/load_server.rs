@@ -1,0 +1,209 @@
+//! The servers and tools of the load benchmark (`benches/load.sh`, figures in BENCHMARKS.md).
+//!
+//! ```text
+//! load_server plain ADDR                 GET /hello without the layer; also serves GET /jwks
+//! load_server layer ADDR JWKS_URL        GET /hello behind the layer (RS256, iss and aud checked)
+//! load_server tokens N FILE              writes N distinct RS256 tokens, one per line
+//! load_server memory N CACHE_CAPACITY    verifies N distinct tokens in-process (for /usr/bin/time -v)
+//! load_server profile N                  sends N requests with one token through the layer and a
+//!                                        no-op service (for valgrind --tool=callgrind)
+//! ```
+//!
+//! The keys are the test keys checked in under `tests/keys/`; the issuer is
+//! `https://issuer.load.test/` and the audience `load-api`.
+
+use std::error::Error;
+use std::io::Write;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use axum::Router;
+use axum::routing::get;
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jsonwebtoken::{Algorithm as J, EncodingKey, Header};
+use serde::{Deserialize, Serialize};
+use tower_jwt_auth::{Claims, Issuer, JwtAuthLayer, KeySource};
+
+const ISSUER: &str = "https://issuer.load.test/";
+const AUDIENCE: &str = "load-api";
+const KID: &str = "load-key";
+
+#[derive(Debug, Serialize, Deserialize)]
+struct LoadClaims {
+    iss: String,
+    aud: String,
+    sub: String,
+    exp: i64,
+    iat: i64,
+}
+
+fn key_file(name: &str) -> Result<Vec<u8>, Box<dyn Error>> {
+    let path = format!("{}/tests/keys/{name}", env!("CARGO_MANIFEST_DIR"));
+    Ok(std::fs::read(&path).map_err(|err| format!("{path}: {err}"))?)
+}
+
+fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_secs() as i64)
+}
+
+fn claims(n: usize) -> LoadClaims {
+    LoadClaims {
+        iss: ISSUER.into(),
+        aud: AUDIENCE.into(),
+        sub: format!("user-{n}"),
+        exp: now() + 3 * 3600,
+        iat: now(),
+    }
+}
+
+/// The JWKS of `tests/keys/rsa-a.pub.pem`, with `kid` and `alg`.
+fn jwks() -> Result<String, Box<dyn Error>> {
+    let pem = key_file("rsa-a.pub.pem")?;
+    let der = jsonwebtoken::DecodingKey::from_rsa_pem(&pem)?;
+    let public = aws_lc_rs::rsa::PublicKey::from_der(der.try_get_as_bytes()?)
+        .map_err(|_| "rsa-a.pub.pem is not an RSA key")?;
+    Ok(serde_json::json!({"keys": [{
+        "kty": "RSA", "kid": KID, "alg": "RS256", "use": "sig",
+        "n": URL_SAFE_NO_PAD.encode(public.modulus().big_endian_without_leading_zero()),
+        "e": URL_SAFE_NO_PAD.encode(public.exponent().big_endian_without_leading_zero()),
+    }]})
+    .to_string())
+}
+
+async fn hello() -> &'static str {
+    "hello"
+}
+
+async fn hello_user(Claims(claims): Claims<LoadClaims>) -> String {
+    format!("hello {}", claims.sub)
+}
+
+async fn serve(addr: &str, app: Router) -> Result<(), Box<dyn Error>> {
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    eprintln!("listening on http://{}", listener.local_addr()?);
+    axum::serve(listener, app).await?;
+    Ok(())
+}
+
+/// Signs `n` distinct RS256 tokens on every core.
+fn write_tokens(n: usize, path: &str) -> Result<(), Box<dyn Error>> {
+    let key = EncodingKey::from_rsa_pem(&key_file("rsa-a.key.pem")?)?;
+    let mut header = Header::new(J::RS256);
+    header.kid = Some(KID.into());
+    let threads = std::thread::available_parallelism().map_or(1, usize::from);
+    let chunks: Vec<Vec<String>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                let (key, header) = (&key, &header);
+                scope.spawn(move || {
+                    (t..n)
+                        .step_by(threads)
+                        .map(|i| jsonwebtoken::encode(header, &claims(i), key))
+                        .collect::<Result<Vec<_>, _>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|handle| handle.join().map_err(|_| "a signing thread panicked"))
+            .collect::<Result<Vec<_>, _>>()
+    })?
+    .into_iter()
+    .collect::<Result<_, _>>()?;
+    let mut out = std::io::BufWriter::new(std::fs::File::create(path)?);
+    for token in chunks.iter().flatten() {
+        writeln!(out, "{token}")?;
+    }
+    out.flush()?;
+    eprintln!("wrote {n} tokens to {path}");
+    Ok(())
+}
+
+/// Verifies `n` distinct HS256 tokens through one layer (HS256 so that minting a million tokens
+/// takes seconds; an entry of the cache weighs the same whatever the algorithm).
+async fn memory(n: usize, capacity: u64) -> Result<(), Box<dyn Error>> {
+    const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef";
+    let layer = JwtAuthLayer::<LoadClaims>::builder()
+        .issuer(
+            Issuer::new(ISSUER)
+                .audience(AUDIENCE)
+                .key(KeySource::shared_secret(SECRET)),
+        )
+        .token_cache_capacity(capacity)
+        .build()
+        .await?;
+    let key = EncodingKey::from_secret(SECRET);
+    let header = Header::new(J::HS256);
+    for i in 0..n {
+        let token = jsonwebtoken::encode(&header, &claims(i), &key)?;
+        layer.verify(&token).await?;
+    }
+    eprintln!("verified {n} distinct tokens with a cache of {capacity}");
+    Ok(())
+}
+
+/// The request path of a cache hit, for an instruction profile.
+async fn profile(n: usize) -> Result<(), Box<dyn Error>> {
+    use tower::{Layer as _, ServiceExt as _};
+    const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef";
+    let layer = JwtAuthLayer::<LoadClaims>::builder()
+        .issuer(
+            Issuer::new(ISSUER)
+                .audience(AUDIENCE)
+                .key(KeySource::shared_secret(SECRET)),
+        )
+        .build()
+        .await?;
+    let token = jsonwebtoken::encode(
+        &Header::new(J::HS256),
+        &claims(0),
+        &EncodingKey::from_secret(SECRET),
+    )?;
+    let authorization = http::HeaderValue::try_from(format!("Bearer {token}"))?;
+    for _ in 0..n {
+        let service = layer.layer(tower::service_fn(|_: http::Request<()>| async {
+            Ok::<_, std::convert::Infallible>(http::Response::new(()))
+        }));
+        let request = http::Request::get("/")
+            .header(http::header::AUTHORIZATION, authorization.clone())
+            .body(())?;
+        let response = service.oneshot(request).await?;
+        if response.status() != http::StatusCode::OK {
+            return Err(format!("status {}", response.status()).into());
+        }
+    }
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn Error>> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    match args[..] {
+        ["plain", addr] => {
+            let jwks = jwks()?;
+            let app = Router::new()
+                .route("/hello", get(hello))
+                .route("/jwks", get(async move || jwks.clone()));
+            serve(addr, app).await
+        }
+        ["layer", addr, jwks_url] => {
+            let layer = JwtAuthLayer::<LoadClaims>::builder()
+                .issuer(
+                    Issuer::new(ISSUER)
+                        .audience(AUDIENCE)
+                        .key(KeySource::jwks_url(jwks_url)),
+                )
+                .build()
+                .await?;
+            let app = Router::new().route("/hello", get(hello_user)).layer(layer);
+            serve(addr, app).await
+        }
+        ["tokens", n, path] => write_tokens(n.parse()?, path),
+        ["memory", n, capacity] => memory(n.parse()?, capacity.parse()?).await,
+        ["profile", n] => profile(n.parse()?).await,
+        _ => Err("usage: load_server plain ADDR | layer ADDR JWKS_URL | tokens N FILE | memory N CACHE_CAPACITY".into()),
+    }
+}
