@@ -63,21 +63,79 @@ struct TokenDetails {
     key_id: Option<String>,
     token_type: Option<String>,
     registered: RegisteredClaims,
+    scopes: Box<[Box<str>]>,
+    payload: Box<str>,
 }
 
 impl VerifiedToken {
+    #[cfg(test)]
     pub(crate) fn new(
         algorithm: Algorithm,
         key_id: Option<String>,
         token_type: Option<String>,
         registered: RegisteredClaims,
     ) -> Self {
+        Self::with_payload(
+            algorithm,
+            key_id,
+            token_type,
+            registered,
+            Box::default(),
+            "{}".into(),
+        )
+    }
+
+    pub(crate) fn with_payload(
+        algorithm: Algorithm,
+        key_id: Option<String>,
+        token_type: Option<String>,
+        registered: RegisteredClaims,
+        scopes: Box<[Box<str>]>,
+        payload: Box<str>,
+    ) -> Self {
         Self(Arc::new(TokenDetails {
             algorithm,
             key_id,
             token_type,
             registered,
+            scopes,
+            payload,
         }))
+    }
+
+    /// The token's scopes: the space-separated `scope` claim (RFC 8693 §4.2, RFC 9068), or else
+    /// `scp` as an array or a space-separated string (Okta, Entra ID).
+    pub fn scopes(&self) -> impl Iterator<Item = &str> {
+        self.0.scopes.iter().map(|scope| &**scope)
+    }
+
+    /// Whether the token grants `scope`.
+    pub fn has_scope(&self, scope: &str) -> bool {
+        self.scopes().any(|granted| granted == scope)
+    }
+
+    /// The verified payload, as JSON text.
+    pub fn payload_json(&self) -> &str {
+        &self.0.payload
+    }
+
+    /// The claim at a JSON pointer (RFC 6901) into the payload, e.g. `/realm_access/roles`
+    /// (Keycloak) or `/https:~1~1example.com~1roles` (an Auth0 namespaced claim: `/` is written
+    /// `~1`). Parses the payload on each call; for claims you read on every request, use a claims
+    /// type instead.
+    pub fn claim(&self, pointer: &str) -> Option<serde_json::Value> {
+        let mut payload: serde_json::Value = serde_json::from_str(&self.0.payload).ok()?;
+        payload.pointer_mut(pointer).map(serde_json::Value::take)
+    }
+
+    /// Whether the claim at `pointer` grants `role`: it is an array of strings holding `role`,
+    /// or a space-separated string naming it. See [`KEYCLOAK_REALM_ROLES`].
+    pub fn has_role(&self, pointer: &str, role: &str) -> bool {
+        match self.claim(pointer) {
+            Some(serde_json::Value::Array(roles)) => roles.iter().any(|r| r.as_str() == Some(role)),
+            Some(serde_json::Value::String(roles)) => roles.split(' ').any(|r| r == role),
+            _ => false,
+        }
     }
 
     /// The algorithm the signature was checked with.
@@ -100,6 +158,11 @@ impl VerifiedToken {
         &self.0.registered
     }
 }
+
+/// Where Keycloak puts a user's realm roles: `realm_access.roles`, as a JSON pointer for
+/// [`VerifiedToken::has_role`] and [`Authorize::role`](crate::Authorize::role). Client roles are
+/// at `/resource_access/{client-id}/roles`.
+pub const KEYCLOAK_REALM_ROLES: &str = "/realm_access/roles";
 
 /// The registered claims of RFC 7519 §4.1.
 ///

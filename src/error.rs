@@ -94,6 +94,10 @@ pub enum AuthError {
         /// The scopes the route requires, space-separated, as sent in `WWW-Authenticate`.
         required: Cow<'static, str>,
     },
+    /// An [`Authorize`](crate::Authorize) layer found no verified token: no
+    /// [`JwtAuthLayer`](crate::JwtAuthLayer) ran before it. A server bug, answered with `500`.
+    #[error("authorization without a JwtAuthLayer before it")]
+    AuthorizationWithoutAuthentication,
     /// No usable key set exists for the issuer (keys not loaded yet, or stale past the allowed
     /// maximum). The token may be fine; the server can't tell.
     #[error("signing keys unavailable")]
@@ -106,8 +110,12 @@ pub enum AuthError {
 impl AuthError {
     /// The HTTP status RFC 6750 §3 gives this error: `400`, `401`, `403` or `503`.
     pub fn status(&self) -> StatusCode {
-        if let Self::KeysUnavailable { .. } = self {
-            return StatusCode::SERVICE_UNAVAILABLE;
+        match self {
+            Self::KeysUnavailable { .. } => return StatusCode::SERVICE_UNAVAILABLE,
+            Self::AuthorizationWithoutAuthentication => {
+                return StatusCode::INTERNAL_SERVER_ERROR;
+            }
+            _ => {}
         }
         match self.error_code() {
             Some(ErrorCode::InvalidRequest) => StatusCode::BAD_REQUEST,
@@ -120,7 +128,9 @@ impl AuthError {
     /// or the server, not the token, is at fault.
     pub fn error_code(&self) -> Option<ErrorCode> {
         match self {
-            Self::MissingToken | Self::KeysUnavailable { .. } => None,
+            Self::MissingToken
+            | Self::KeysUnavailable { .. }
+            | Self::AuthorizationWithoutAuthentication => None,
             Self::MalformedAuthorizationHeader | Self::MultipleTokens => {
                 Some(ErrorCode::InvalidRequest)
             }
@@ -169,6 +179,7 @@ impl AuthError {
             Self::ClaimsRejected(_) => "claims_rejected",
             Self::InsufficientScope { .. } => "insufficient_scope",
             Self::KeysUnavailable { .. } => "keys_unavailable",
+            Self::AuthorizationWithoutAuthentication => "authorization_without_authentication",
         }
     }
 }

@@ -30,6 +30,11 @@ pub enum ClaimsRejection {
         /// The type the handler asked for.
         type_name: &'static str,
     },
+    /// The token lacks a scope that [`RequireScopes`] asks for: `403 insufficient_scope`.
+    InsufficientScope {
+        /// The required scopes, space-separated.
+        required: String,
+    },
 }
 
 impl fmt::Display for ClaimsRejection {
@@ -41,6 +46,7 @@ impl fmt::Display for ClaimsRejection {
                 "missing request extension `{type_name}`: is `JwtAuthLayer` added to this route, \
                  with the same claims type?"
             ),
+            Self::InsufficientScope { required } => write!(f, "insufficient scope: {required}"),
         }
     }
 }
@@ -60,6 +66,14 @@ impl IntoResponse for ClaimsRejection {
             Self::LayerMissing { .. } => {
                 tracing::error!(%self, "claims extractor used without the layer");
                 (StatusCode::INTERNAL_SERVER_ERROR, self.to_string()).into_response()
+            }
+            Self::InsufficientScope { required } => {
+                let error = AuthError::InsufficientScope {
+                    required: required.into(),
+                };
+                let mut response: Response = DefaultRejection::default().reject(&error);
+                response.extensions_mut().insert(error);
+                response
             }
         }
     }
@@ -142,5 +156,55 @@ where
         _state: &S,
     ) -> Result<Option<Self>, Self::Rejection> {
         from_extensions(parts)
+    }
+}
+
+/// The scopes a handler requires through [`RequireScopes`].
+///
+/// ```
+/// use tower_jwt_auth::{RequireScopes, ScopeRequirement};
+///
+/// struct WriteOrders;
+/// impl ScopeRequirement for WriteOrders {
+///     const SCOPES: &'static [&'static str] = &["orders:write"];
+/// }
+///
+/// async fn create_order(RequireScopes(token, ..): RequireScopes<WriteOrders>) -> String {
+///     format!("created by {:?}", token.registered_claims().sub)
+/// }
+/// # let _ = axum::routing::post::<_, _, ()>(create_order);
+/// ```
+pub trait ScopeRequirement {
+    /// Every one of these must be granted (by `scope` or `scp`).
+    const SCOPES: &'static [&'static str];
+}
+
+/// An extractor that succeeds when the verified token grants every scope of `S`, and otherwise
+/// answers `403` with `WWW-Authenticate: Bearer error="insufficient_scope", scope="…"`: the
+/// handler-side twin of [`Authorize::all_scopes`](crate::Authorize::all_scopes).
+pub struct RequireScopes<S>(pub VerifiedToken, pub std::marker::PhantomData<fn() -> S>);
+
+impl<S> fmt::Debug for RequireScopes<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("RequireScopes").field(&self.0).finish()
+    }
+}
+
+impl<St, S> FromRequestParts<St> for RequireScopes<S>
+where
+    St: Send + Sync,
+    S: ScopeRequirement,
+{
+    type Rejection = ClaimsRejection;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &St) -> Result<Self, Self::Rejection> {
+        let token: VerifiedToken = required(parts)?;
+        if S::SCOPES.iter().all(|scope| token.has_scope(scope)) {
+            Ok(Self(token, std::marker::PhantomData))
+        } else {
+            Err(ClaimsRejection::InsufficientScope {
+                required: S::SCOPES.join(" "),
+            })
+        }
     }
 }

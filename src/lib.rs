@@ -76,6 +76,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 mod algorithm;
+mod authorize;
 mod builder;
 mod cache;
 mod claims;
@@ -94,13 +95,16 @@ mod token;
 mod verify;
 
 pub use algorithm::{Algorithm, UnsupportedAlgorithm};
+pub use authorize::{Authorize, AuthorizeFuture, AuthorizeService};
 pub use builder::{
     DEFAULT_LEEWAY, DEFAULT_MAX_TOKEN_LEN, DEFAULT_TOKEN_CACHE_CAPACITY, Issuer, JwtAuthBuilder,
 };
-pub use claims::{Audience, Claims, NumericDate, RegisteredClaims, VerifiedToken};
+pub use claims::{
+    Audience, Claims, KEYCLOAK_REALM_ROLES, NumericDate, RegisteredClaims, VerifiedToken,
+};
 pub use error::{AuthError, ConfigError, ErrorCode};
 #[cfg(feature = "axum")]
-pub use extract::ClaimsRejection;
+pub use extract::{ClaimsRejection, RequireScopes, ScopeRequirement};
 pub use future::ResponseFuture;
 pub use keys::{FetchCounts, FetchError, KeySetStatus, KeySource, RefreshPolicy, SkippedKey};
 pub use layer::JwtAuthLayer;

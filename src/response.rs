@@ -65,10 +65,13 @@ impl<B: Default> RejectionResponse<B> for DefaultRejection {
         let mut response = Response::new(B::default());
         *response.status_mut() = error.status();
         let headers = response.headers_mut();
-        headers.insert(
-            WWW_AUTHENTICATE,
-            www_authenticate(error, self.realm.as_deref()),
-        );
+        // A server fault is not a challenge.
+        if !error.status().is_server_error() || matches!(error, AuthError::KeysUnavailable { .. }) {
+            headers.insert(
+                WWW_AUTHENTICATE,
+                www_authenticate(error, self.realm.as_deref()),
+            );
+        }
         if let AuthError::KeysUnavailable { retry_after } = error {
             headers.insert(RETRY_AFTER, HeaderValue::from(retry_after.as_secs().max(1)));
         }

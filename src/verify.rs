@@ -137,11 +137,7 @@ impl<T: DeserializeOwned + Send + Sync + 'static> Verifier<T> {
     }
 
     /// Verifies `token` in full; returns with it the issuer's index and the key that signed it.
-    fn verify_token(
-        &self,
-        token: &str,
-        now: i64,
-    ) -> Result<(Verified<T>, Signer), Failure> {
+    fn verify_token(&self, token: &str, now: i64) -> Result<(Verified<T>, Signer), Failure> {
         let jws = CompactJws::parse(token)?;
         let header = &jws.header;
         if let Some(required) = &self.rules.token_type
@@ -193,6 +189,7 @@ impl<T: DeserializeOwned + Send + Sync + 'static> Verifier<T> {
         };
 
         let registered = registered_claims(&object)?;
+        let scopes = scopes(&object)?;
         self.check_times(&registered, now)?;
         check_audience(issuer, &registered)?;
         if let Some(missing) = self
@@ -212,11 +209,13 @@ impl<T: DeserializeOwned + Send + Sync + 'static> Verifier<T> {
 
         let verified = Verified {
             claims: Claims(Arc::new(claims)),
-            token: VerifiedToken::new(
+            token: VerifiedToken::with_payload(
                 header.alg,
                 header.kid.clone(),
                 header.typ.clone(),
                 registered,
+                scopes,
+                payload.into(),
             ),
         };
         Ok((verified, (issuer_index, signer)))
@@ -301,6 +300,40 @@ fn check_audience(issuer: &IssuerPolicy, claims: &RegisteredClaims) -> Result<()
         Ok(())
     } else {
         Err(AuthError::AudienceNotAllowed)
+    }
+}
+
+/// The scopes of `scope` (a space-separated string), or else of `scp` (an array of strings, or a
+/// space-separated string). A present claim of another shape is refused.
+fn scopes(object: &JsonObject<'_>) -> Result<Box<[Box<str>]>, AuthError> {
+    #[derive(serde::Deserialize)]
+    #[serde(untagged)]
+    enum Scp {
+        Text(String),
+        List(Vec<String>),
+    }
+    let split = |text: &str| {
+        text.split(' ')
+            .filter(|s| !s.is_empty())
+            .map(Box::from)
+            .collect()
+    };
+    // A `null` claim counts as absent.
+    if let Some(scope) = object
+        .get::<Option<String>>("scope")
+        .map_err(|()| AuthError::InvalidClaim(Cow::Borrowed("scope")))?
+        .flatten()
+    {
+        return Ok(split(&scope));
+    }
+    match object
+        .get::<Option<Scp>>("scp")
+        .map_err(|()| AuthError::InvalidClaim(Cow::Borrowed("scp")))?
+        .flatten()
+    {
+        Some(Scp::Text(text)) => Ok(split(&text)),
+        Some(Scp::List(list)) => Ok(list.into_iter().map(String::into_boxed_str).collect()),
+        None => Ok(Box::default()),
     }
 }
 
