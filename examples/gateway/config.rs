@@ -1,0 +1,1396 @@
+//! The gateway's settings: command line, environment and TOML file, merged with the precedence
+//! CLI > environment > file > defaults, then checked into a [`Config`].
+
+use std::collections::{BTreeMap, HashSet};
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::builder::BoolishValueParser;
+use clap::parser::ValueSource;
+use clap::{CommandFactory, FromArgMatches, Parser};
+use http::HeaderName;
+use http::uri::{Authority, Scheme};
+use serde::Deserialize;
+use tower_jwt_auth::Issuer;
+use tower_jwt_auth::KeySource;
+
+/// The headers the verified `sub`, `iss` and scopes are forwarded in.
+pub const SUB_HEADER: &str = "x-auth-sub";
+pub const ISS_HEADER: &str = "x-auth-iss";
+pub const SCOPE_HEADER: &str = "x-auth-scope";
+
+const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+const DEFAULT_UPSTREAM_TIMEOUT: Duration = Duration::from_secs(30);
+const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(30);
+/// The audience of the demo issuer's tokens, unless one is configured.
+pub const DEMO_AUDIENCE: &str = "gateway-demo";
+
+/// The command line. Every flag can also be set by the environment variable shown in `--help`
+/// and by the config file key of the same name (snake_case; lists take the plural).
+#[derive(Debug, Parser)]
+#[command(
+    name = "gateway",
+    version,
+    about = "A JWT-verifying reverse proxy built on tower-jwt-auth",
+    long_about = "A JWT-verifying reverse proxy built on tower-jwt-auth.\n\n\
+        Requests with a valid bearer token are forwarded to the upstream with the verified claims \
+        in x-auth-* headers; others get 401/403 (RFC 6750). /healthz and /metrics are answered by \
+        the gateway itself.\n\n\
+        Without an upstream and without an issuer or JWKS URL, the gateway starts in demo mode: an \
+        in-process issuer, an echo upstream, and a ready token printed on stdout.\n\n\
+        Settings come from the command line, then GATEWAY_* environment variables, then the \
+        config file (--config), then the defaults. Lists given on the command line or in the \
+        environment (comma-separated) replace the file's list. In the config file each setting \
+        has the flag's name in snake_case, lists in the plural (audiences, required_claims, \
+        public_paths), and scope_rules and claim_headers are tables; more issuers go in \
+        [[issuers]]. See examples/gateway/gateway.example.toml.",
+    after_help = "Examples:\n  \
+        gateway                                    # demo mode\n  \
+        gateway --upstream http://127.0.0.1:9000 --issuer https://auth.example.com/ --audience my-api\n  \
+        gateway --config gateway.toml --listen 0.0.0.0:8080"
+)]
+pub struct Cli {
+    /// TOML config file
+    #[arg(long, env = "GATEWAY_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Address to listen on [default: 127.0.0.1:8080]
+    #[arg(long, env = "GATEWAY_LISTEN", value_name = "ADDR")]
+    pub listen: Option<String>,
+
+    /// Upstream base URL (http); the request path is appended to its path
+    #[arg(long, env = "GATEWAY_UPSTREAM", value_name = "URL")]
+    pub upstream: Option<String>,
+
+    /// Time to wait for the upstream's response headers before answering 504 [default: 30s]
+    #[arg(long, env = "GATEWAY_UPSTREAM_TIMEOUT", value_name = "DURATION")]
+    pub upstream_timeout: Option<String>,
+
+    /// Expected `iss`; alone, the keys are found by discovery from it
+    #[arg(long, env = "GATEWAY_ISSUER", value_name = "URL")]
+    pub issuer: Option<String>,
+
+    /// JWKS URL of the issuer; alone (without --issuer), `iss` is not checked
+    #[arg(long, env = "GATEWAY_JWKS_URL", value_name = "URL")]
+    pub jwks_url: Option<String>,
+
+    /// Accepted audience (`aud`); repeatable; required unless --allow-any-audience
+    #[arg(
+        long = "audience",
+        env = "GATEWAY_AUDIENCE",
+        value_name = "AUD",
+        value_delimiter = ','
+    )]
+    pub audiences: Option<Vec<String>>,
+
+    /// Accept tokens whatever their `aud` (not recommended)
+    #[arg(long, env = "GATEWAY_ALLOW_ANY_AUDIENCE", value_name = "BOOL", num_args = 0..=1,
+        require_equals = true, default_missing_value = "true", value_parser = BoolishValueParser::new())]
+    pub allow_any_audience: Option<bool>,
+
+    /// Required token type (header `typ`), e.g. `at+jwt` for RFC 9068 access tokens
+    #[arg(long, env = "GATEWAY_REQUIRE_TYP", value_name = "TYP")]
+    pub require_typ: Option<String>,
+
+    /// Claim every token must carry; repeatable
+    #[arg(
+        long = "required-claim",
+        env = "GATEWAY_REQUIRED_CLAIM",
+        value_name = "NAME",
+        value_delimiter = ','
+    )]
+    pub required_claims: Option<Vec<String>>,
+
+    /// Path prefix served without authentication; repeatable
+    #[arg(
+        long = "public-path",
+        env = "GATEWAY_PUBLIC_PATH",
+        value_name = "PREFIX",
+        value_delimiter = ','
+    )]
+    pub public_paths: Option<Vec<String>>,
+
+    /// Scopes a path prefix requires, e.g. `/admin=admin` or `/reports=read write`; repeatable
+    #[arg(
+        long = "scope-rule",
+        env = "GATEWAY_SCOPE_RULE",
+        value_name = "PREFIX=SCOPES",
+        value_delimiter = ','
+    )]
+    pub scope_rules: Option<Vec<String>>,
+
+    /// Claim forwarded to the upstream in a header, e.g. `email=x-auth-email`; repeatable
+    #[arg(
+        long = "claim-header",
+        env = "GATEWAY_CLAIM_HEADER",
+        value_name = "CLAIM=HEADER",
+        value_delimiter = ','
+    )]
+    pub claim_headers: Option<Vec<String>>,
+
+    /// Header carrying the whole verified payload (base64url JSON) to the upstream [default: none]
+    #[arg(long, env = "GATEWAY_CLAIMS_HEADER", value_name = "HEADER")]
+    pub claims_header: Option<String>,
+
+    /// Pass the client's Authorization header on to the upstream [default: false, it is removed]
+    #[arg(long, env = "GATEWAY_FORWARD_AUTHORIZATION", value_name = "BOOL", num_args = 0..=1,
+        require_equals = true, default_missing_value = "true", value_parser = BoolishValueParser::new())]
+    pub forward_authorization: Option<bool>,
+
+    /// Allow plain-http JWKS and discovery URLs to non-loopback hosts (trusted networks only)
+    #[arg(long, env = "GATEWAY_ALLOW_INSECURE_HTTP", value_name = "BOOL", num_args = 0..=1,
+        require_equals = true, default_missing_value = "true", value_parser = BoolishValueParser::new())]
+    pub allow_insecure_http: Option<bool>,
+
+    /// Start even if the keys can't be fetched yet (503 and /healthz 503 until they are)
+    #[arg(long, env = "GATEWAY_START_WITHOUT_KEYS", value_name = "BOOL", num_args = 0..=1,
+        require_equals = true, default_missing_value = "true", value_parser = BoolishValueParser::new())]
+    pub start_without_keys: Option<bool>,
+
+    /// Clock skew tolerated on exp, nbf and iat [default: 60s]
+    #[arg(long, env = "GATEWAY_LEEWAY", value_name = "DURATION")]
+    pub leeway: Option<String>,
+
+    /// `realm` of the WWW-Authenticate challenges [default: none]
+    #[arg(long, env = "GATEWAY_REALM", value_name = "REALM")]
+    pub realm: Option<String>,
+
+    /// How long in-flight requests may take to finish on SIGINT/SIGTERM [default: 30s]
+    #[arg(long, env = "GATEWAY_SHUTDOWN_TIMEOUT", value_name = "DURATION")]
+    pub shutdown_timeout: Option<String>,
+
+    /// Log format: `text` or `json` (filter with RUST_LOG) [default: text]
+    #[arg(long, env = "GATEWAY_LOG_FORMAT", value_name = "FORMAT")]
+    pub log_format: Option<String>,
+}
+
+/// The parsed command line, and which of its values came from the environment.
+#[derive(Debug)]
+pub struct Args {
+    cli: Cli,
+    from_env: HashSet<String>,
+}
+
+impl Args {
+    /// Parses the process's arguments and environment; exits on `--help`, `--version` and
+    /// malformed flags, as clap does.
+    pub fn parse() -> Self {
+        let matches = Cli::command().get_matches();
+        match Self::from_matches(&matches) {
+            Ok(args) => args,
+            Err(err) => err.exit(),
+        }
+    }
+
+    /// Parses `args` (the first is the program name) and the process's environment.
+    #[cfg_attr(not(test), allow(dead_code))]
+    pub fn try_parse_from<I, T>(args: I) -> Result<Self, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        Self::from_matches(&Cli::command().try_get_matches_from(args)?)
+    }
+
+    fn from_matches(matches: &clap::ArgMatches) -> Result<Self, clap::Error> {
+        let from_env = matches
+            .ids()
+            .filter(|id| matches.value_source(id.as_str()) == Some(ValueSource::EnvVariable))
+            .map(|id| id.as_str().to_owned())
+            .collect();
+        Ok(Self {
+            cli: Cli::from_arg_matches(matches)?,
+            from_env,
+        })
+    }
+
+    /// How to name the setting `id` (a `Cli` field) whose value came from the command line or
+    /// the environment: `--flag` or `GATEWAY_VAR`.
+    fn origin(&self, id: &str) -> String {
+        let command = Cli::command();
+        let Some(arg) = command.get_arguments().find(|arg| arg.get_id() == id) else {
+            return id.to_owned();
+        };
+        match (self.from_env.contains(id), arg.get_env()) {
+            (true, Some(var)) => var.to_string_lossy().into_owned(),
+            _ => format!("--{}", arg.get_long().unwrap_or(id)),
+        }
+    }
+}
+
+/// `GATEWAY_*` variables in `vars` that no setting reads, most likely misspelt.
+pub fn unknown_env_vars(vars: impl IntoIterator<Item = String>) -> Vec<String> {
+    let command = Cli::command();
+    let known: HashSet<String> = command
+        .get_arguments()
+        .filter_map(|arg| arg.get_env())
+        .map(|var| var.to_string_lossy().into_owned())
+        .collect();
+    let mut unknown: Vec<String> = vars
+        .into_iter()
+        .filter(|var| var.starts_with("GATEWAY_") && !known.contains(var))
+        .collect();
+    unknown.sort();
+    unknown
+}
+
+/// The config file, as written. Unknown keys are an error.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    listen: Option<String>,
+    upstream: Option<String>,
+    upstream_timeout: Option<String>,
+    issuer: Option<String>,
+    jwks_url: Option<String>,
+    audiences: Option<Vec<String>>,
+    allow_any_audience: Option<bool>,
+    require_typ: Option<String>,
+    required_claims: Option<Vec<String>>,
+    public_paths: Option<Vec<String>>,
+    scope_rules: Option<BTreeMap<String, Vec<String>>>,
+    claim_headers: Option<BTreeMap<String, String>>,
+    claims_header: Option<String>,
+    forward_authorization: Option<bool>,
+    allow_insecure_http: Option<bool>,
+    start_without_keys: Option<bool>,
+    leeway: Option<String>,
+    realm: Option<String>,
+    shutdown_timeout: Option<String>,
+    log_format: Option<String>,
+    /// Further issuers, besides the one of the top-level `issuer`/`jwks_url`.
+    issuers: Option<Vec<FileIssuer>>,
+}
+
+/// One `[[issuers]]` entry of the config file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileIssuer {
+    issuer: Option<String>,
+    jwks_url: Option<String>,
+    audiences: Option<Vec<String>>,
+}
+
+/// Why the configuration can't be used. Each message names the setting at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The config file can't be read.
+    #[error("cannot read the config file `{}` (--config): {source}", path.display())]
+    ReadFile {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The config file is not valid TOML, or has an unknown key or a value of the wrong type.
+    #[error("config file `{}`, line {line}: {message}", path.display())]
+    ParseFile {
+        path: PathBuf,
+        line: usize,
+        message: String,
+    },
+    /// A setting has a value that can't be used.
+    #[error("invalid {setting} `{value}`: {reason}")]
+    Invalid {
+        /// Where the value came from: `--flag`, `GATEWAY_VAR` or `` `key` in FILE ``.
+        setting: String,
+        value: String,
+        reason: String,
+    },
+    /// A required setting is missing.
+    #[error("{setting} is not set: {reason}")]
+    Missing {
+        /// The setting, named by its flag.
+        setting: String,
+        reason: String,
+    },
+}
+
+impl ConfigError {
+    /// The setting the error is about (the flag, variable or file key), for tests.
+    #[cfg_attr(not(test), allow(dead_code))]
+    pub fn setting(&self) -> &str {
+        match self {
+            Self::ReadFile { .. } | Self::ParseFile { .. } => "--config",
+            Self::Invalid { setting, .. } | Self::Missing { setting, .. } => setting,
+        }
+    }
+}
+
+/// The checked configuration the gateway runs with.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    /// How `listen` was set, for the message when the address is taken.
+    pub listen_origin: String,
+    pub mode: Mode,
+    pub upstream_timeout: Duration,
+    pub auth: AuthSettings,
+    pub routes: RouteRules,
+    pub forwarding: Forwarding,
+    pub shutdown_timeout: Duration,
+    pub log_format: LogFormat,
+}
+
+/// Demo mode, or a real upstream behind real issuers.
+#[derive(Debug, Clone)]
+pub enum Mode {
+    /// An in-process issuer whose tokens carry `audience`, and a built-in echo upstream.
+    Demo { audience: String },
+    Proxy {
+        upstream: Upstream,
+        issuers: Vec<IssuerConfig>,
+    },
+}
+
+/// Where requests go: scheme, authority and a base path (without trailing `/`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Upstream {
+    pub scheme: Scheme,
+    pub authority: Authority,
+    pub base_path: String,
+}
+
+impl Upstream {
+    /// Parses an `http://host[:port][/base]` URL; `setting` names it in errors.
+    pub fn parse(value: &str, setting: &str) -> Result<Self, ConfigError> {
+        let invalid = |reason: &str| ConfigError::Invalid {
+            setting: setting.to_owned(),
+            value: value.to_owned(),
+            reason: reason.to_owned(),
+        };
+        let url = url::Url::parse(value).map_err(|err| invalid(&err.to_string()))?;
+        match url.scheme() {
+            "http" => {}
+            "https" => {
+                return Err(invalid(
+                    "https upstreams are not supported by this example; use http (e.g. to a \
+                     sidecar or a service on a private network)",
+                ));
+            }
+            _ => return Err(invalid("the scheme must be http")),
+        }
+        let host = url.host_str().ok_or_else(|| invalid("no host"))?;
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err(invalid("credentials in the URL are not supported"));
+        }
+        if url.query().is_some() || url.fragment().is_some() {
+            return Err(invalid("a query or fragment is not allowed"));
+        }
+        let port = url.port_or_known_default().unwrap_or(80);
+        let authority = Authority::try_from(format!("{host}:{port}").as_str())
+            .map_err(|err| invalid(&err.to_string()))?;
+        Ok(Self {
+            scheme: Scheme::HTTP,
+            authority,
+            base_path: url.path().trim_end_matches('/').to_owned(),
+        })
+    }
+
+    /// The URL as configured, for logs.
+    pub fn display(&self) -> String {
+        format!("{}://{}{}", self.scheme, self.authority, self.base_path)
+    }
+}
+
+/// One trusted issuer: the `iss` to expect and/or the JWKS URL, and its audiences.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IssuerConfig {
+    pub iss: Option<String>,
+    pub jwks_url: Option<String>,
+    pub audiences: Vec<String>,
+}
+
+impl IssuerConfig {
+    /// The crate's issuer: discovery for `iss` alone, the JWKS URL otherwise.
+    pub fn to_issuer(&self) -> Issuer {
+        let issuer = match (&self.iss, &self.jwks_url) {
+            (Some(iss), None) => Issuer::discover(iss.clone()),
+            (Some(iss), Some(url)) => {
+                Issuer::new(iss.clone()).key(KeySource::jwks_url(url.clone()))
+            }
+            (None, Some(url)) => {
+                Issuer::without_issuer_check().key(KeySource::jwks_url(url.clone()))
+            }
+            // `resolve` never builds one without either.
+            (None, None) => Issuer::without_issuer_check(),
+        };
+        self.audiences
+            .iter()
+            .fold(issuer, |issuer, audience| issuer.audience(audience.clone()))
+    }
+
+    /// How the issuer is named in logs.
+    pub fn name(&self) -> &str {
+        self.iss
+            .as_deref()
+            .or(self.jwks_url.as_deref())
+            .unwrap_or("-")
+    }
+}
+
+/// The token rules beyond issuer and audience.
+#[derive(Debug, Clone, Default)]
+pub struct AuthSettings {
+    pub require_typ: Option<String>,
+    pub required_claims: Vec<String>,
+    pub leeway: Option<Duration>,
+    pub realm: Option<String>,
+    pub allow_insecure_http: bool,
+    pub start_without_keys: bool,
+}
+
+/// Which paths skip authentication, and which need scopes.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RouteRules {
+    pub public_paths: Vec<String>,
+    pub scope_rules: Vec<ScopeRule>,
+}
+
+/// A path prefix and the scopes (all of them) it requires.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScopeRule {
+    pub prefix: String,
+    pub scopes: Vec<String>,
+}
+
+/// What the upstream is told about the caller.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Forwarding {
+    /// Claim → header, besides `sub`, `iss` and the scopes.
+    pub claim_headers: Vec<(String, HeaderName)>,
+    /// The header carrying the whole verified payload, if any.
+    pub claims_header: Option<HeaderName>,
+    pub forward_authorization: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+/// Reads the config file named by `args` (if any) and resolves the settings.
+pub fn load(args: &Args) -> Result<Config, ConfigError> {
+    let file = match &args.cli.config {
+        None => None,
+        Some(path) => Some((path.clone(), read_file(path)?)),
+    };
+    resolve(
+        args,
+        file.as_ref().map(|(path, file)| (path.as_path(), file)),
+    )
+}
+
+/// Reads and parses a config file.
+pub fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::ReadFile {
+        path: path.to_owned(),
+        source,
+    })?;
+    parse_file(path, &text)
+}
+
+/// Parses the text of a config file; errors give the line and the message, on one line.
+pub fn parse_file(path: &Path, text: &str) -> Result<FileConfig, ConfigError> {
+    toml::from_str(text).map_err(|err| {
+        let line = err.span().map_or(1, |span| {
+            text[..span.start.min(text.len())].matches('\n').count() + 1
+        });
+        ConfigError::ParseFile {
+            path: path.to_owned(),
+            line,
+            message: err.message().trim().replace('\n', " "),
+        }
+    })
+}
+
+/// Merges one setting: the command line or environment, else the file, with where it came from.
+struct Merge<'a> {
+    args: &'a Args,
+    file: Option<(&'a Path, &'a FileConfig)>,
+}
+
+impl Merge<'_> {
+    fn file_origin(&self, key: &str) -> String {
+        match self.file {
+            Some((path, _)) => format!("`{key}` in {}", path.display()),
+            None => format!("`{key}`"),
+        }
+    }
+
+    /// The value and its origin: from the CLI/environment, else from the file. `name` is both
+    /// the `Cli` field and the file key.
+    fn pick<T: Clone>(
+        &self,
+        name: &str,
+        cli: &Option<T>,
+        file: impl Fn(&FileConfig) -> &Option<T>,
+    ) -> Option<(T, String)> {
+        if let Some(value) = cli {
+            return Some((value.clone(), self.args.origin(name)));
+        }
+        let (_, config) = self.file?;
+        file(config)
+            .as_ref()
+            .map(|value| (value.clone(), self.file_origin(name)))
+    }
+}
+
+/// Resolves and checks the settings from `args` and an already parsed config file.
+pub fn resolve(args: &Args, file: Option<(&Path, &FileConfig)>) -> Result<Config, ConfigError> {
+    let merge = Merge { args, file };
+    let cli = &args.cli;
+    macro_rules! pick {
+        ($name:ident) => {
+            merge.pick(stringify!($name), &cli.$name, |f| &f.$name)
+        };
+    }
+    let empty = FileConfig::default();
+    let file_config = file.map_or(&empty, |(_, config)| config);
+
+    let (listen_text, listen_origin) =
+        pick!(listen).unwrap_or_else(|| (DEFAULT_LISTEN.to_owned(), "default".to_owned()));
+    let listen = listen_text
+        .parse::<SocketAddr>()
+        .map_err(|err| invalid(&listen_origin, &listen_text, err))?;
+
+    let upstream_timeout = duration_setting(pick!(upstream_timeout), DEFAULT_UPSTREAM_TIMEOUT)?;
+    let shutdown_timeout = duration_setting(pick!(shutdown_timeout), DEFAULT_SHUTDOWN_TIMEOUT)?;
+    let leeway = match pick!(leeway) {
+        None => None,
+        Some((text, origin)) => {
+            Some(parse_duration(&text).map_err(|e| invalid(&origin, &text, e))?)
+        }
+    };
+    let log_format = match pick!(log_format) {
+        None => LogFormat::Text,
+        Some((text, origin)) => match text.as_str() {
+            "text" => LogFormat::Text,
+            "json" => LogFormat::Json,
+            _ => return Err(invalid(&origin, &text, "expected `text` or `json`")),
+        },
+    };
+    macro_rules! flag {
+        ($name:ident) => {
+            pick!($name).is_some_and(|(value, _)| value)
+        };
+    }
+    let allow_any_audience = flag!(allow_any_audience);
+    let auth = AuthSettings {
+        require_typ: non_empty(pick!(require_typ))?,
+        required_claims: list(pick!(required_claims), |claim, origin| {
+            check_token(claim, origin, "a claim name")
+        })?,
+        leeway,
+        realm: non_empty(pick!(realm))?,
+        allow_insecure_http: flag!(allow_insecure_http),
+        start_without_keys: flag!(start_without_keys),
+    };
+
+    let public_paths = list(pick!(public_paths), |path, origin| {
+        check_prefix(path, origin).map(|()| path.to_owned())
+    })?;
+    let scope_rules = match (&cli.scope_rules, &file_config.scope_rules) {
+        (Some(rules), _) => {
+            let origin = args.origin("scope_rules");
+            rules
+                .iter()
+                .map(|rule| parse_scope_rule(rule, &origin))
+                .collect::<Result<Vec<_>, _>>()?
+        }
+        (None, Some(rules)) => {
+            let origin = merge.file_origin("scope_rules");
+            rules
+                .iter()
+                .map(|(prefix, scopes)| {
+                    scope_rule(prefix, scopes.clone()).map_err(|reason| {
+                        invalid(&origin, &format!("{prefix} = {scopes:?}"), reason)
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()?
+        }
+        (None, None) => Vec::new(),
+    };
+    let claim_pairs: Option<(Vec<(String, String)>, String)> =
+        match (&cli.claim_headers, &file_config.claim_headers) {
+            (Some(pairs), _) => {
+                let origin = args.origin("claim_headers");
+                let parsed = pairs
+                    .iter()
+                    .map(|pair| {
+                        pair.split_once('=')
+                            .map(|(claim, header)| {
+                                (claim.trim().to_owned(), header.trim().to_owned())
+                            })
+                            .ok_or_else(|| invalid(&origin, pair, "expected CLAIM=HEADER"))
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                Some((parsed, origin))
+            }
+            (None, Some(map)) => Some((
+                map.iter().map(|(c, h)| (c.clone(), h.clone())).collect(),
+                merge.file_origin("claim_headers"),
+            )),
+            (None, None) => None,
+        };
+    let claims_header = match pick!(claims_header) {
+        None => None,
+        Some((name, origin)) => Some(header_name(&name, &origin)?),
+    };
+    let forward_authorization = flag!(forward_authorization);
+
+    // The issuers: the top-level one (CLI, environment or file), then the file's [[issuers]].
+    let iss = non_empty(pick!(issuer))?;
+    let jwks_url = non_empty(pick!(jwks_url))?;
+    let audiences = pick!(audiences);
+    let mut issuers = Vec::new();
+    if iss.is_some() || jwks_url.is_some() {
+        let iss_origin = pick!(issuer).map(|(_, origin)| origin);
+        let jwks_origin = pick!(jwks_url).map(|(_, origin)| origin);
+        issuers.push(issuer_config(
+            iss,
+            iss_origin,
+            jwks_url,
+            jwks_origin,
+            audiences.clone(),
+            allow_any_audience,
+        )?);
+    }
+    for (index, entry) in file_config.issuers.iter().flatten().enumerate() {
+        let origin = |key: &str| merge.file_origin(&format!("issuers[{index}].{key}"));
+        if entry.issuer.is_none() && entry.jwks_url.is_none() {
+            return Err(ConfigError::Missing {
+                setting: origin("issuer"),
+                reason: "each [[issuers]] entry needs `issuer`, `jwks_url` or both".to_owned(),
+            });
+        }
+        issuers.push(issuer_config(
+            entry.issuer.clone(),
+            Some(origin("issuer")),
+            entry.jwks_url.clone(),
+            Some(origin("jwks_url")),
+            entry
+                .audiences
+                .clone()
+                .map(|list| (list, origin("audiences"))),
+            allow_any_audience,
+        )?);
+    }
+
+    let upstream = pick!(upstream);
+    let mode = match (upstream, issuers.is_empty()) {
+        (None, true) => {
+            let audience = match audiences {
+                Some((list, origin)) => match list.into_iter().next() {
+                    Some(first) => {
+                        check_token(&first, &origin, "an audience")?;
+                        first
+                    }
+                    None => DEMO_AUDIENCE.to_owned(),
+                },
+                None => DEMO_AUDIENCE.to_owned(),
+            };
+            Mode::Demo { audience }
+        }
+        (Some((url, origin)), false) => Mode::Proxy {
+            upstream: Upstream::parse(&url, &origin)?,
+            issuers,
+        },
+        (Some(_), true) => {
+            return Err(ConfigError::Missing {
+                setting: "--issuer".to_owned(),
+                reason: "an upstream is set but no issuer: set --issuer (discovery), --jwks-url, \
+                         or both (GATEWAY_ISSUER, GATEWAY_JWKS_URL, `issuer`/`jwks_url`/[[issuers]] \
+                         in the config file); with neither an upstream nor an issuer the gateway \
+                         runs in demo mode"
+                    .to_owned(),
+            });
+        }
+        (None, false) => {
+            return Err(ConfigError::Missing {
+                setting: "--upstream".to_owned(),
+                reason: "an issuer is set but no upstream to forward to: set --upstream \
+                         (GATEWAY_UPSTREAM, `upstream` in the config file)"
+                    .to_owned(),
+            });
+        }
+    };
+
+    let demo = matches!(mode, Mode::Demo { .. });
+    let mut routes = RouteRules {
+        public_paths,
+        scope_rules,
+    };
+    let mut claim_headers = match claim_pairs {
+        None => Vec::new(),
+        Some((pairs, origin)) => pairs
+            .iter()
+            .map(|(claim, header)| {
+                check_token(claim, &origin, "a claim name")?;
+                let header = header_name(header, &origin).map_err(|err| match err {
+                    ConfigError::Invalid {
+                        setting, reason, ..
+                    } => ConfigError::Invalid {
+                        setting,
+                        value: format!("{claim}={header}"),
+                        reason,
+                    },
+                    other => other,
+                })?;
+                Ok((claim.clone(), header))
+            })
+            .collect::<Result<Vec<_>, ConfigError>>()?,
+    };
+    let mut auth = auth;
+    if demo {
+        // Show each feature in demo mode unless configured otherwise.
+        if pick!(public_paths).is_none() {
+            routes.public_paths = vec!["/public".to_owned()];
+        }
+        if cli.scope_rules.is_none() && file_config.scope_rules.is_none() {
+            routes.scope_rules = vec![ScopeRule {
+                prefix: "/admin".to_owned(),
+                scopes: vec!["admin".to_owned()],
+            }];
+        }
+        if cli.claim_headers.is_none() && file_config.claim_headers.is_none() {
+            claim_headers = vec![("email".to_owned(), HeaderName::from_static("x-auth-email"))];
+        }
+        auth.require_typ.get_or_insert_with(|| "at+jwt".to_owned());
+    }
+    let forwarding = Forwarding {
+        claim_headers,
+        claims_header,
+        forward_authorization,
+    };
+    check_forwarded_names(&forwarding)?;
+
+    Ok(Config {
+        listen,
+        listen_origin,
+        mode,
+        upstream_timeout,
+        auth,
+        routes,
+        forwarding,
+        shutdown_timeout,
+        log_format,
+    })
+}
+
+fn invalid(origin: &str, value: &str, reason: impl fmt::Display) -> ConfigError {
+    ConfigError::Invalid {
+        setting: origin.to_owned(),
+        value: value.to_owned(),
+        reason: reason.to_string(),
+    }
+}
+
+fn duration_setting(
+    picked: Option<(String, String)>,
+    default: Duration,
+) -> Result<Duration, ConfigError> {
+    match picked {
+        None => Ok(default),
+        Some((text, origin)) => {
+            let duration = parse_duration(&text).map_err(|e| invalid(&origin, &text, e))?;
+            if duration.is_zero() {
+                return Err(invalid(&origin, &text, "must be more than zero"));
+            }
+            Ok(duration)
+        }
+    }
+}
+
+/// `30s`, `500ms`, `2m`, `1h`, or a bare number of seconds.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: f64 = number
+        .parse()
+        .map_err(|_| "expected a duration such as `30s`, `500ms`, `2m` or `1h`".to_owned())?;
+    let seconds = match unit.trim() {
+        "" | "s" => number,
+        "ms" => number / 1000.0,
+        "m" | "min" => number * 60.0,
+        "h" => number * 3600.0,
+        other => return Err(format!("unknown unit `{other}` (use ms, s, m or h)")),
+    };
+    Duration::try_from_secs_f64(seconds).map_err(|err| err.to_string())
+}
+
+fn non_empty(picked: Option<(String, String)>) -> Result<Option<String>, ConfigError> {
+    match picked {
+        Some((value, origin)) if value.trim().is_empty() => {
+            Err(invalid(&origin, &value, "must not be empty"))
+        }
+        other => Ok(other.map(|(value, _)| value)),
+    }
+}
+
+fn list<T>(
+    picked: Option<(Vec<String>, String)>,
+    check: impl Fn(&str, &str) -> Result<T, ConfigError>,
+) -> Result<Vec<T>, ConfigError> {
+    match picked {
+        None => Ok(Vec::new()),
+        Some((values, origin)) => values.iter().map(|value| check(value, &origin)).collect(),
+    }
+}
+
+/// A claim name, audience or scope: non-empty, no whitespace.
+fn check_token(value: &str, origin: &str, what: &str) -> Result<String, ConfigError> {
+    if value.is_empty() || value.chars().any(char::is_whitespace) {
+        return Err(invalid(
+            origin,
+            value,
+            format!("{what} must be non-empty and without spaces"),
+        ));
+    }
+    Ok(value.to_owned())
+}
+
+fn check_prefix(prefix: &str, origin: &str) -> Result<(), ConfigError> {
+    if !prefix.starts_with('/') {
+        return Err(invalid(origin, prefix, "a path prefix must start with `/`"));
+    }
+    Ok(())
+}
+
+/// `PREFIX=SCOPE[ SCOPE…]`.
+fn parse_scope_rule(rule: &str, origin: &str) -> Result<ScopeRule, ConfigError> {
+    let (prefix, scopes) = rule
+        .split_once('=')
+        .ok_or_else(|| invalid(origin, rule, "expected PREFIX=SCOPES, e.g. /admin=admin"))?;
+    scope_rule(
+        prefix.trim(),
+        scopes.split_whitespace().map(str::to_owned).collect(),
+    )
+    .map_err(|reason| invalid(origin, rule, reason))
+}
+
+fn scope_rule(prefix: &str, scopes: Vec<String>) -> Result<ScopeRule, String> {
+    if !prefix.starts_with('/') {
+        return Err("a path prefix must start with `/`".to_owned());
+    }
+    if scopes.is_empty() {
+        return Err("a scope rule needs at least one scope".to_owned());
+    }
+    if let Some(bad) = scopes
+        .iter()
+        .find(|scope| scope.is_empty() || scope.chars().any(char::is_whitespace))
+    {
+        return Err(format!(
+            "scope `{bad}` must be non-empty and without spaces"
+        ));
+    }
+    Ok(ScopeRule {
+        prefix: prefix.to_owned(),
+        scopes,
+    })
+}
+
+/// Headers the gateway sets or manages itself, which a claim may not be forwarded in.
+const RESERVED_HEADERS: &[&str] = &[
+    "authorization",
+    "host",
+    "content-length",
+    "content-type",
+    "cookie",
+    "x-forwarded-for",
+    "x-forwarded-proto",
+    "x-forwarded-host",
+    "forwarded",
+];
+
+fn header_name(name: &str, origin: &str) -> Result<HeaderName, ConfigError> {
+    let header = HeaderName::try_from(name.to_ascii_lowercase())
+        .map_err(|_| invalid(origin, name, "not a valid header name"))?;
+    if RESERVED_HEADERS.contains(&header.as_str()) || crate::proxy::is_hop_by_hop(&header) {
+        return Err(invalid(
+            origin,
+            name,
+            "this header is managed by the gateway and can't carry a claim",
+        ));
+    }
+    Ok(header)
+}
+
+/// Every forwarded header must be distinct, so that none can shadow another.
+fn check_forwarded_names(forwarding: &Forwarding) -> Result<(), ConfigError> {
+    let mut seen: HashSet<&str> = [SUB_HEADER, ISS_HEADER, SCOPE_HEADER].into_iter().collect();
+    let configured = forwarding
+        .claim_headers
+        .iter()
+        .map(|(_, header)| ("--claim-header", header))
+        .chain(
+            forwarding
+                .claims_header
+                .iter()
+                .map(|header| ("--claims-header", header)),
+        );
+    for (setting, header) in configured {
+        if !seen.insert(header.as_str()) {
+            return Err(invalid(
+                setting,
+                header.as_str(),
+                "this header already carries another claim",
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn issuer_config(
+    iss: Option<String>,
+    iss_origin: Option<String>,
+    jwks_url: Option<String>,
+    jwks_origin: Option<String>,
+    audiences: Option<(Vec<String>, String)>,
+    allow_any_audience: bool,
+) -> Result<IssuerConfig, ConfigError> {
+    let origin = |origin: &Option<String>, fallback: &str| {
+        origin.clone().unwrap_or_else(|| fallback.to_owned())
+    };
+    if let Some(url) = &jwks_url {
+        check_http_url(url, &origin(&jwks_origin, "--jwks-url"))?;
+    } else if let Some(iss) = &iss {
+        // Discovery fetches from the issuer, so it must be a URL.
+        check_http_url(iss, &origin(&iss_origin, "--issuer"))?;
+    }
+    let (audiences, audience_origin) = match audiences {
+        Some((list, origin)) => (list, origin),
+        None => (Vec::new(), "--audience".to_owned()),
+    };
+    for audience in &audiences {
+        check_token(audience, &audience_origin, "an audience")?;
+    }
+    let config = IssuerConfig {
+        iss,
+        jwks_url,
+        audiences,
+    };
+    if config.audiences.is_empty() && !allow_any_audience {
+        return Err(ConfigError::Missing {
+            setting: audience_origin,
+            reason: format!(
+                "no audience for issuer `{}`: set --audience (GATEWAY_AUDIENCE, `audiences` in \
+                 the config file) to the name tokens for this API carry in `aud`, or \
+                 --allow-any-audience to accept tokens meant for any audience",
+                config.name()
+            ),
+        });
+    }
+    Ok(config)
+}
+
+fn check_http_url(value: &str, origin: &str) -> Result<(), ConfigError> {
+    let url = url::Url::parse(value).map_err(|err| invalid(origin, value, err))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+        return Err(invalid(
+            origin,
+            value,
+            "expected an http(s) URL with a host",
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(list: &[&str]) -> Args {
+        let mut all = vec!["gateway"];
+        all.extend_from_slice(list);
+        Args::try_parse_from(all).unwrap()
+    }
+
+    fn resolve_with(list: &[&str], toml: Option<&str>) -> Result<Config, ConfigError> {
+        let path = Path::new("gateway.toml");
+        let file = toml.map(|text| parse_file(path, text)).transpose()?;
+        resolve(&args(list), file.as_ref().map(|file| (path, file)))
+    }
+
+    const REAL: &[&str] = &[
+        "--upstream",
+        "http://127.0.0.1:9000/api/",
+        "--issuer",
+        "https://auth.example.com/",
+        "--audience",
+        "orders",
+    ];
+
+    #[test]
+    fn nothing_configured_is_demo_mode_with_its_defaults() {
+        let config = resolve_with(&[], None).unwrap();
+        assert!(matches!(config.mode, Mode::Demo { ref audience } if audience == DEMO_AUDIENCE));
+        assert_eq!(config.listen, "127.0.0.1:8080".parse().unwrap());
+        assert_eq!(config.listen_origin, "default");
+        assert_eq!(config.routes.public_paths, ["/public"]);
+        assert_eq!(config.routes.scope_rules[0].prefix, "/admin");
+        assert_eq!(config.auth.require_typ.as_deref(), Some("at+jwt"));
+        assert!(!config.forwarding.forward_authorization);
+    }
+
+    #[test]
+    fn issuer_alone_uses_discovery_and_with_jwks_url_checks_iss() {
+        let config = resolve_with(REAL, None).unwrap();
+        let Mode::Proxy { upstream, issuers } = config.mode else {
+            panic!("not proxy mode")
+        };
+        assert_eq!(upstream.authority.as_str(), "127.0.0.1:9000");
+        assert_eq!(upstream.base_path, "/api");
+        assert_eq!(
+            issuers,
+            [IssuerConfig {
+                iss: Some("https://auth.example.com/".into()),
+                jwks_url: None,
+                audiences: vec!["orders".into()],
+            }]
+        );
+        let config = resolve_with(
+            &[
+                "--upstream=http://u:1",
+                "--jwks-url=http://127.0.0.1:1/jwks.json",
+                "--audience=a,b",
+                "--audience",
+                "c",
+            ],
+            None,
+        )
+        .unwrap();
+        let Mode::Proxy { issuers, .. } = config.mode else {
+            panic!()
+        };
+        assert_eq!(issuers[0].iss, None);
+        assert_eq!(issuers[0].audiences, ["a", "b", "c"]);
+    }
+
+    #[test]
+    fn command_line_beats_file_beats_defaults() {
+        let toml = r#"
+            listen = "127.0.0.1:7000"
+            upstream = "http://127.0.0.1:9000"
+            upstream_timeout = "5s"
+            issuer = "https://file.example.com/"
+            audiences = ["from-file"]
+            public_paths = ["/docs", "/public/"]
+            forward_authorization = true
+            [scope_rules]
+            "/admin" = ["admin"]
+            "/reports" = ["reports:read", "reports:export"]
+            [claim_headers]
+            email = "X-Auth-Email"
+            [[issuers]]
+            jwks_url = "https://other.example.com/jwks.json"
+            issuer = "https://other.example.com/"
+            audiences = ["other"]
+        "#;
+        let config = resolve_with(&["--listen", "127.0.0.1:7001"], Some(toml)).unwrap();
+        assert_eq!(config.listen.port(), 7001);
+        assert_eq!(config.upstream_timeout, Duration::from_secs(5));
+        assert_eq!(config.shutdown_timeout, DEFAULT_SHUTDOWN_TIMEOUT);
+        assert_eq!(config.routes.public_paths, ["/docs", "/public/"]);
+        assert_eq!(
+            config.routes.scope_rules[1],
+            ScopeRule {
+                prefix: "/reports".into(),
+                scopes: vec!["reports:read".into(), "reports:export".into()],
+            }
+        );
+        assert_eq!(config.forwarding.claim_headers[0].1, "x-auth-email");
+        assert!(config.forwarding.forward_authorization);
+        let Mode::Proxy { issuers, .. } = &config.mode else {
+            panic!()
+        };
+        assert_eq!(issuers.len(), 2);
+        assert_eq!(issuers[1].audiences, ["other"]);
+
+        let config = resolve_with(
+            &[
+                "--issuer=https://cli.example.com/",
+                "--public-path=/health-ui",
+                "--forward-authorization=false",
+                "--scope-rule=/ops=ops write",
+            ],
+            Some(toml),
+        )
+        .unwrap();
+        let Mode::Proxy { issuers, .. } = &config.mode else {
+            panic!()
+        };
+        // Per setting: the issuer from the CLI, its audience still from the file.
+        assert_eq!(issuers[0].iss.as_deref(), Some("https://cli.example.com/"));
+        assert_eq!(issuers[0].audiences, ["from-file"]);
+        assert_eq!(config.routes.public_paths, ["/health-ui"]);
+        assert!(!config.forwarding.forward_authorization);
+        assert_eq!(config.routes.scope_rules[0].scopes, ["ops", "write"]);
+    }
+
+    #[test]
+    fn unknown_file_key_names_the_key_and_line() {
+        let err = resolve_with(&[], Some("listen = \"127.0.0.1:1\"\nlistn = \"x\"\n")).unwrap_err();
+        let text = err.to_string();
+        assert!(
+            matches!(err, ConfigError::ParseFile { line: 2, .. }),
+            "{text}"
+        );
+        assert!(text.contains("unknown field `listn`"), "{text}");
+        assert!(!text.contains('\n'), "one line: {text}");
+        let err = resolve_with(&[], Some("[[issuers]]\njwks = \"x\"\n")).unwrap_err();
+        assert!(err.to_string().contains("unknown field `jwks`"), "{err}");
+    }
+
+    #[test]
+    fn wrong_types_in_the_file_are_reported() {
+        let err = resolve_with(&[], Some("public_paths = \"/x\"\n")).unwrap_err();
+        assert!(
+            matches!(err, ConfigError::ParseFile { line: 1, .. }),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn unreadable_file_names_the_file() {
+        let args = args(&["--config", "/nonexistent/gateway.toml"]);
+        let err = load(&args).unwrap_err();
+        assert!(matches!(err, ConfigError::ReadFile { .. }));
+        assert!(
+            err.to_string().contains("/nonexistent/gateway.toml"),
+            "{err}"
+        );
+        assert_eq!(err.setting(), "--config");
+    }
+
+    #[test]
+    fn bad_urls_name_their_setting() {
+        let err = resolve_with(
+            &[
+                "--upstream=not a url",
+                "--issuer=https://a.example/",
+                "--audience=x",
+            ],
+            None,
+        )
+        .unwrap_err();
+        assert_eq!(err.setting(), "--upstream", "{err}");
+        let err = resolve_with(
+            &[
+                "--upstream=ftp://h/",
+                "--issuer=https://a.example/",
+                "--audience=x",
+            ],
+            None,
+        )
+        .unwrap_err();
+        assert_eq!(err.setting(), "--upstream", "{err}");
+        let err = resolve_with(
+            &[
+                "--upstream=http://h/",
+                "--issuer=auth.example",
+                "--audience=x",
+            ],
+            None,
+        )
+        .unwrap_err();
+        assert_eq!(err.setting(), "--issuer", "{err}");
+        let err = resolve_with(
+            &[
+                "--upstream=http://h/",
+                "--jwks-url=/jwks.json",
+                "--audience=x",
+            ],
+            None,
+        )
+        .unwrap_err();
+        assert_eq!(err.setting(), "--jwks-url", "{err}");
+        let err = resolve_with(
+            &[],
+            Some("upstream = \"nope\"\njwks_url = \"https://a/j\"\naudiences=[\"x\"]"),
+        )
+        .unwrap_err();
+        assert_eq!(err.setting(), "`upstream` in gateway.toml", "{err}");
+        // With --jwks-url, the issuer is only the expected `iss` and needs not be a URL.
+        resolve_with(
+            &[
+                "--upstream=http://h/",
+                "--issuer=urn:issuer",
+                "--jwks-url=https://a/j",
+                "--audience=x",
+            ],
+            None,
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn an_audience_is_required_unless_waived() {
+        let err = resolve_with(
+            &["--upstream=http://h/", "--issuer=https://a.example/"],
+            None,
+        )
+        .unwrap_err();
+        assert!(matches!(err, ConfigError::Missing { .. }));
+        assert_eq!(err.setting(), "--audience");
+        assert!(err.to_string().contains("--allow-any-audience"), "{err}");
+        resolve_with(
+            &[
+                "--upstream=http://h/",
+                "--issuer=https://a.example/",
+                "--allow-any-audience",
+            ],
+            None,
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn half_configured_modes_are_refused() {
+        let err = resolve_with(&["--upstream=http://h/"], None).unwrap_err();
+        assert_eq!(err.setting(), "--issuer", "{err}");
+        let err = resolve_with(&["--issuer=https://a.example/", "--audience=x"], None).unwrap_err();
+        assert_eq!(err.setting(), "--upstream", "{err}");
+    }
+
+    #[test]
+    fn bad_values_name_their_setting() {
+        for (flag, value) in [
+            ("--listen", "localhost"),
+            ("--upstream-timeout", "soon"),
+            ("--upstream-timeout", "0s"),
+            ("--public-path", "admin"),
+            ("--scope-rule", "/admin"),
+            ("--scope-rule", "/admin="),
+            ("--claim-header", "email"),
+            ("--claim-header", "email=host"),
+            ("--claim-header", "email=bad header"),
+            ("--claims-header", "connection"),
+            ("--log-format", "xml"),
+        ] {
+            let err = resolve_with(&[&format!("{flag}={value}")], None).unwrap_err();
+            assert_eq!(err.setting(), flag, "{flag}={value}: {err}");
+            assert!(err.to_string().contains(value), "{err}");
+        }
+        let err = resolve_with(&["--claim-header=email=x-auth-sub"], None).unwrap_err();
+        assert!(err.to_string().contains("already carries"), "{err}");
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("30s").unwrap(), Duration::from_secs(30));
+        assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
+        assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
+        assert_eq!(parse_duration("1h").unwrap(), Duration::from_secs(3600));
+        assert_eq!(parse_duration("1.5").unwrap(), Duration::from_millis(1500));
+        assert!(parse_duration("1d").is_err());
+        assert!(parse_duration("").is_err());
+    }
+
+    #[test]
+    fn unknown_gateway_variables_are_found() {
+        let vars = [
+            "GATEWAY_LISTEN",
+            "GATEWAY_LISTN",
+            "PATH",
+            "GATEWAY_AUDIENCE",
+        ];
+        assert_eq!(unknown_env_vars(vars.map(str::to_owned)), ["GATEWAY_LISTN"]);
+    }
+
+    #[test]
+    fn the_example_file_is_valid() {
+        let path =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/gateway/gateway.example.toml");
+        let file = read_file(&path).unwrap();
+        let config = resolve(&args(&[]), Some((&path, &file))).unwrap();
+        let Mode::Proxy { upstream, issuers } = &config.mode else {
+            panic!("not proxy mode")
+        };
+        assert_eq!(upstream.authority.as_str(), "127.0.0.1:9000");
+        assert_eq!(issuers.len(), 2);
+        assert_eq!(config.routes.scope_rules.len(), 2);
+        assert_eq!(config.forwarding.claim_headers.len(), 2);
+        assert_eq!(config.listen.port(), 8080);
+    }
+
+    /// The gateway's config file in the README is valid too.
+    #[test]
+    fn the_readme_config_file_is_valid() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let text = std::fs::read_to_string(root.join("README.md")).unwrap();
+        let blocks: Vec<&str> = text
+            .split("```toml\n")
+            .skip(1)
+            .filter_map(|rest| rest.split("```").next())
+            .filter(|block| block.contains("[claim_headers]"))
+            .collect();
+        assert!(!blocks.is_empty(), "README.md has no gateway config file");
+        for block in blocks {
+            let path = Path::new("README.md");
+            let file = parse_file(path, block).unwrap();
+            resolve(&args(&[]), Some((path, &file))).unwrap();
+        }
+    }
+
+    /// The environment sits between the command line and the file. Checked in a child process
+    /// (this test binary, running `env_child`), so that no test changes this process's
+    /// environment.
+    #[test]
+    fn environment_sits_between_command_line_and_file() {
+        let output = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "config::tests::env_child",
+                "--exact",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env("GATEWAY_TEST_ENV_CHILD", "1")
+            .env("GATEWAY_LISTEN", "127.0.0.1:7100")
+            .env("GATEWAY_UPSTREAM_TIMEOUT", "7s")
+            .env("GATEWAY_PUBLIC_PATH", "/a,/b")
+            .env("GATEWAY_FORWARD_AUTHORIZATION", "yes")
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            output.status.success(),
+            "{stdout}{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert!(stdout.contains("env child checked"), "{stdout}");
+    }
+
+    #[test]
+    fn env_child() {
+        if std::env::var_os("GATEWAY_TEST_ENV_CHILD").is_none() {
+            return;
+        }
+        let toml =
+            "listen = \"127.0.0.1:7000\"\nupstream_timeout = \"5s\"\nshutdown_timeout = \"9s\"\n";
+        let config = resolve_with(&["--upstream-timeout=8s"], Some(toml)).unwrap();
+        assert_eq!(config.listen.port(), 7100, "env beats file");
+        assert_eq!(
+            config.upstream_timeout,
+            Duration::from_secs(8),
+            "CLI beats env"
+        );
+        assert_eq!(
+            config.shutdown_timeout,
+            Duration::from_secs(9),
+            "file beats default"
+        );
+        assert_eq!(config.routes.public_paths, ["/a", "/b"]);
+        assert!(config.forwarding.forward_authorization);
+        // A value from the environment is named by its variable, one from the CLI by its flag.
+        assert_eq!(args(&[]).origin("listen"), "GATEWAY_LISTEN");
+        assert_eq!(args(&["--listen=127.0.0.1:1"]).origin("listen"), "--listen");
+        println!("env child checked");
+    }
+}
