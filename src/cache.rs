@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use aws_lc_rs::digest;
-use moka::sync::Cache;
+use quick_cache::sync::Cache;
 
 use crate::claims::{Claims, NumericDate, VerifiedToken};
 use crate::keys::PreparedKey;
@@ -27,7 +27,8 @@ pub(crate) struct CachedToken<T> {
     pub(crate) issuer: usize,
     /// The key that verified the signature; the entry is only good while it is in the key set.
     pub(crate) key: Arc<PreparedKey>,
-    lifetime: Duration,
+    /// When the entry stops being served: the token's `exp`, or an hour after it was made.
+    expires_at: Instant,
 }
 
 /// The cache key: the SHA-256 of the token.
@@ -40,22 +41,8 @@ pub(crate) struct TokenCache<T> {
 impl<T> std::fmt::Debug for TokenCache<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TokenCache")
-            .field("max_capacity", &self.entries.policy().max_capacity())
+            .field("capacity", &self.entries.capacity())
             .finish_non_exhaustive()
-    }
-}
-
-/// Gives each entry its own lifetime, computed when it was made.
-struct PerEntryLifetime;
-
-impl<T> moka::Expiry<TokenHash, Arc<CachedToken<T>>> for PerEntryLifetime {
-    fn expire_after_create(
-        &self,
-        _: &TokenHash,
-        entry: &Arc<CachedToken<T>>,
-        _: Instant,
-    ) -> Option<Duration> {
-        Some(entry.lifetime)
     }
 }
 
@@ -63,10 +50,7 @@ impl<T: Send + Sync + 'static> TokenCache<T> {
     /// A cache of at most `capacity` tokens.
     pub(crate) fn new(capacity: u64) -> Self {
         Self {
-            entries: Cache::builder()
-                .max_capacity(capacity)
-                .expire_after(PerEntryLifetime)
-                .build(),
+            entries: Cache::new(usize::try_from(capacity).unwrap_or(usize::MAX)),
         }
     }
 
@@ -76,12 +60,19 @@ impl<T: Send + Sync + 'static> TokenCache<T> {
         hash
     }
 
+    /// The entry for `hash`, unless it has expired (an expired one is dropped).
     pub(crate) fn get(&self, hash: &TokenHash) -> Option<Arc<CachedToken<T>>> {
-        self.entries.get(hash)
+        let entry = self.entries.get(hash)?;
+        if Instant::now() < entry.expires_at {
+            Some(entry)
+        } else {
+            self.remove(hash);
+            None
+        }
     }
 
     pub(crate) fn remove(&self, hash: &TokenHash) {
-        self.entries.invalidate(hash);
+        self.entries.remove(hash);
     }
 
     /// Keeps a token verified at `now` (seconds since the epoch), unless it is not valid yet or
@@ -113,15 +104,14 @@ impl<T: Send + Sync + 'static> TokenCache<T> {
             token,
             issuer,
             key,
-            lifetime,
+            expires_at: Instant::now() + lifetime,
         };
         self.entries.insert(hash, Arc::new(entry));
     }
 
     #[cfg(test)]
     pub(crate) fn len(&self) -> u64 {
-        self.entries.run_pending_tasks();
-        self.entries.entry_count()
+        self.entries.len() as u64
     }
 }
 
@@ -179,9 +169,13 @@ mod tests {
         let cache = TokenCache::new(100);
         insert(&cache, "soon", Some(NOW + 90), None);
         insert(&cache, "far", Some(NOW + 30 * 86_400), None);
-        let lifetime = |token: &str| cache.get(&TokenCache::<()>::hash(token)).unwrap().lifetime;
-        assert_eq!(lifetime("soon"), Duration::from_secs(90));
-        assert_eq!(lifetime("far"), MAX_ENTRY_LIFETIME);
+        let lifetime = |token: &str| {
+            let entry = cache.get(&TokenCache::<()>::hash(token)).unwrap();
+            entry.expires_at.duration_since(Instant::now())
+        };
+        let close = |a: Duration, b: Duration| a <= b && b - a < Duration::from_secs(5);
+        assert!(close(lifetime("soon"), Duration::from_secs(90)));
+        assert!(close(lifetime("far"), MAX_ENTRY_LIFETIME));
     }
 
     #[test]

@@ -14,6 +14,7 @@ use tower_service::Service;
 use crate::layer::JwtAuthLayer;
 use crate::response::RejectionResponse;
 use crate::service::reject;
+use crate::telemetry;
 
 /// A wait for keys: boxed, since it is rare and its type is private.
 type KeysWait = Pin<Box<dyn Future<Output = ()> + Send>>;
@@ -130,9 +131,12 @@ where
                     // Verified once more with whatever keys the refetch brought; a failure now
                     // is final.
                     match layer.authenticate(&mut request) {
-                        Ok(()) => State::Inner {
-                            future: inner.call(request),
-                        },
+                        Ok(()) => {
+                            telemetry::request_accepted();
+                            State::Inner {
+                                future: inner.call(request),
+                            }
+                        }
                         Err(failure) => State::Rejected {
                             response: Some(reject(&layer, &failure.settle())),
                         },

@@ -91,6 +91,7 @@ mod layer;
 mod response;
 mod service;
 mod signature;
+mod telemetry;
 mod token;
 mod verify;
 

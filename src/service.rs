@@ -11,6 +11,7 @@ use crate::error::AuthError;
 use crate::future::ResponseFuture;
 use crate::layer::{JwtAuthLayer, wait_for_keys};
 use crate::response::RejectionResponse;
+use crate::telemetry;
 
 /// Verifies the bearer token of each request before calling the inner service.
 ///
@@ -79,18 +80,33 @@ where
     }
 
     fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
+        let span = tracing::debug_span!(
+            "jwt_auth",
+            outcome = tracing::field::Empty,
+            cause = tracing::field::Empty
+        );
+        let _entered = span.enter();
         let failure = match self.layer.authenticate(&mut request) {
-            Ok(()) => return ResponseFuture::inner(self.inner.call(request)),
+            Ok(()) => {
+                span.record("outcome", "accepted");
+                telemetry::request_accepted();
+                return ResponseFuture::inner(self.inner.call(request));
+            }
             Err(failure) => failure,
         };
         match wait_for_keys(failure) {
             Ok(wait) => {
+                span.record("outcome", "awaiting_keys");
                 // The ready service goes with the request; a clone takes its place.
                 let clone = self.inner.clone();
                 let inner = std::mem::replace(&mut self.inner, clone);
                 ResponseFuture::awaiting_keys(Box::pin(wait), inner, request, self.layer.clone())
             }
-            Err(error) => ResponseFuture::rejected(reject(&self.layer, &error)),
+            Err(error) => {
+                span.record("outcome", "rejected");
+                span.record("cause", error.cause());
+                ResponseFuture::rejected(reject(&self.layer, &error))
+            }
         }
     }
 }
@@ -101,6 +117,7 @@ where
     R: RejectionResponse<B>,
 {
     log_rejection(error);
+    telemetry::request_rejected(error);
     let mut response = layer.rejection().reject(error);
     response.extensions_mut().insert(error.clone());
     response

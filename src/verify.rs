@@ -12,6 +12,7 @@ use crate::error::AuthError;
 use crate::json::{JsonObject, ObjectError};
 use crate::jws::{CompactJws, media_type_matches};
 use crate::keys::{KeyLookup, KeySet, KeyStore, PreparedKey, RemoteKeys};
+use crate::telemetry;
 
 /// A user check on the typed claims; `Err` carries a reason safe to show the client.
 pub(crate) type Validator<T> = Box<dyn Fn(&T) -> Result<(), Cow<'static, str>> + Send + Sync>;
@@ -106,6 +107,7 @@ impl<T: DeserializeOwned + Send + Sync + 'static> Verifier<T> {
         if let Some(hit) = cache.get(&hash) {
             let keys = self.issuers[hit.issuer].keys.snapshot();
             if keys.is_usable() && keys.contains(&hit.key) {
+                telemetry::cache_lookup(true);
                 // What depends on the time, or on the validators' own state, is checked again.
                 self.check_times(hit.token.registered_claims(), now)?;
                 self.run_validators(&hit.claims.0)?;
@@ -117,6 +119,7 @@ impl<T: DeserializeOwned + Send + Sync + 'static> Verifier<T> {
             // The signing key left the set (or the set is unusable): verify from scratch.
             cache.remove(&hash);
         }
+        telemetry::cache_lookup(false);
         let (verified, (issuer, key)) = self.verify_token(token, now)?;
         cache.insert(
             hash,

@@ -18,6 +18,7 @@ use super::jwk::{JwkOrigin, SkippedKey, parse_jwks};
 use super::prepared::PreparedKey;
 use super::remote::{FetchError, Fetched, HttpPolicy, fetch};
 use crate::algorithm::AlgorithmSet;
+use crate::telemetry;
 
 /// At most this many unknown `kid`s are remembered between refreshes; past that, the cooldown
 /// alone limits refetches.
@@ -443,6 +444,9 @@ impl RemoteKeys {
                     } else {
                         state.fetches.ok += 1;
                     }
+                    let result = if *not_modified { "not_modified" } else { "ok" };
+                    telemetry::jwks_fetch(self.issuer_label(), result);
+                    telemetry::key_set_current(self.issuer_label(), self.current.load().len());
                     if state.failures > 0 {
                         tracing::info!(issuer = self.issuer_label(), "key fetch recovered");
                     }
@@ -456,6 +460,7 @@ impl RemoteKeys {
                 }
                 Err(err) => {
                     state.fetches.failed += 1;
+                    telemetry::jwks_fetch(self.issuer_label(), "failed");
                     state.failures = state.failures.saturating_add(1);
                     if state.failures == 1 {
                         tracing::warn!(
