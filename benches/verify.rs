@@ -3,7 +3,8 @@
 //! Per algorithm:
 //! - `a_jsonwebtoken_decode`: the baseline, a ready `DecodingKey` and `Validation`;
 //! - `b_layer_miss`: a request through the whole layer (`tower::ServiceExt::oneshot` on a no-op
-//!   service) with a different token each iteration, so the verified-token cache never hits;
+//!   service) with a different token each iteration, so the verified-token cache never hits (and,
+//!   once its small capacity is reached, each insertion evicts);
 //! - `c_layer_hit`: the same token every iteration.
 //!
 //! And `unknown_kid/d_layer_cooldown`: tokens naming kids the fetched key set lacks, while the
@@ -28,6 +29,9 @@ const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef";
 /// Distinct tokens signed per algorithm for the cache-miss run; the layer (and its cache) is
 /// rebuilt, outside the timing, each time they are used up.
 const POOL: usize = 2_000;
+/// The cache capacity of the cache-miss layer: small, so that most misses also evict, as in a
+/// service whose cache is full.
+const MISS_CACHE: u64 = 250;
 
 #[derive(Debug, Serialize, Deserialize)]
 struct BenchClaims {
@@ -179,7 +183,7 @@ fn bench_algorithms(c: &mut Criterion) {
         let mut validation = Validation::new(case.alg);
         validation.set_issuer(&[ISSUER]);
         validation.set_audience(&[AUDIENCE]);
-        let build = || {
+        let build = |cache: u64| {
             runtime
                 .block_on(
                     JwtAuthLayer::<BenchClaims>::builder()
@@ -188,6 +192,7 @@ fn bench_algorithms(c: &mut Criterion) {
                                 .audience(AUDIENCE)
                                 .key(case.source.clone()),
                         )
+                        .token_cache_capacity(cache)
                         .build(),
                 )
                 .unwrap()
@@ -208,7 +213,7 @@ fn bench_algorithms(c: &mut Criterion) {
                 let mut done = 0;
                 while done < iterations {
                     // A fresh layer has an empty cache: every token of the pool misses once.
-                    let layer = build();
+                    let layer = build(MISS_CACHE);
                     let batch = (iterations - done).min(POOL as u64) as usize;
                     let start = Instant::now();
                     for authorization in &headers[..batch] {
@@ -221,7 +226,7 @@ fn bench_algorithms(c: &mut Criterion) {
                 elapsed
             })
         });
-        let layer = build();
+        let layer = build(tower_jwt_auth::DEFAULT_TOKEN_CACHE_CAPACITY);
         let repeated = &headers[0];
         group.bench_function("c_layer_hit", |b| {
             b.iter(|| {
