@@ -61,9 +61,25 @@
 //! Rejections follow RFC 6750 §3 ([`DefaultRejection`]) or any mapping you give
 //! ([`RejectionResponse`]); each cause is an [`AuthError`] variant.
 //!
+//! # Authorization
+//!
+//! [`Authorize`] route layers require scopes (`scope` or `scp`, all of or any of), roles at a
+//! JSON pointer (e.g. [`KEYCLOAK_REALM_ROLES`]) or any predicate, answering
+//! `403 insufficient_scope`; [`RequireScopes`] does the same from a handler's arguments.
+//!
+//! # Guides
+//!
+//! - [Migrating from `jwt-authorizer`](guide::migrating_from_jwt_authorizer)
+//! - [Running it in production](guide::deployment): key rotation, outages, clock skew,
+//!   horizontal scaling, revocation, metrics.
+//!
 //! # Features
 //!
-//! - `axum` (default): the [`Claims`] and [`VerifiedToken`] extractors.
+//! - `axum` (default): the [`Claims`], [`VerifiedToken`] and [`RequireScopes`] extractors.
+//! - `metrics`: counters and gauges through the [`metrics`](https://docs.rs/metrics) facade
+//!   (listed in the [deployment guide](guide::deployment#observability)).
+//! - `test-util`: a `TestIssuer` for your own tests (discovery, JWKS, token minting, rotation,
+//!   outages on loopback).
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![forbid(unsafe_code)]
 #![warn(
@@ -84,6 +100,7 @@ mod error;
 #[cfg(feature = "axum")]
 mod extract;
 mod future;
+pub mod guide;
 mod json;
 mod jws;
 mod keys;

@@ -1,14 +1,7 @@
 //! Counters and gauges through the `metrics` facade (feature `metrics`); without the feature every
 //! function here is empty. Labels are low-cardinality and never hold token or key material: an
-//! [`AuthError::cause`], a fixed result name, or the configured issuer.
-//!
-//! | name | type | labels | meaning |
-//! |---|---|---|---|
-//! | `jwt_auth_requests_total` | counter | `outcome` (`accepted`, `rejected`), `cause` | requests through the layer; `cause` is [`AuthError::cause`] for rejections, `none` otherwise |
-//! | `jwt_auth_token_cache_total` | counter | `result` (`hit`, `miss`) | lookups in the verified-token cache |
-//! | `jwt_auth_jwks_fetches_total` | counter | `issuer`, `result` (`ok`, `not_modified`, `failed`) | discovery and JWKS fetches |
-//! | `jwt_auth_key_set_keys` | gauge | `issuer` | keys in use after the last successful fetch |
-//! | `jwt_auth_key_set_last_success_seconds` | gauge | `issuer` | Unix time of the last successful fetch; the key set's age is `time() - jwt_auth_key_set_last_success_seconds` |
+//! [`AuthError::cause`], a fixed result name, or the configured issuer. The names are listed in
+//! the [deployment guide](crate::guide::deployment#observability).
 
 use crate::error::AuthError;
 
