@@ -67,15 +67,25 @@ impl<R: fmt::Debug> fmt::Debug for Authorize<R> {
     }
 }
 
-fn scope_list<I, S>(scopes: I) -> Box<[Box<str>]>
+/// A rule on the token's scopes: all of `scopes` granted, or at least one.
+fn scope_rule<I, S>(scopes: I, all: bool) -> Authorize
 where
     I: IntoIterator<Item = S>,
     S: Into<String>,
 {
-    scopes
+    let scopes: Box<[Box<str>]> = scopes
         .into_iter()
         .map(|scope| scope.into().into_boxed_str())
-        .collect()
+        .collect();
+    let required = scopes.join(" ");
+    Authorize::token(required, move |token| {
+        let mut granted = scopes.iter().map(|scope| token.has_scope(scope));
+        if all {
+            granted.all(|ok| ok)
+        } else {
+            granted.any(|ok| ok)
+        }
+    })
 }
 
 impl Authorize {
@@ -85,11 +95,7 @@ impl Authorize {
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
-        let scopes = scope_list(scopes);
-        let required = scopes.join(" ");
-        Self::token(required, move |token| {
-            scopes.iter().all(|scope| token.has_scope(scope))
-        })
+        scope_rule(scopes, true)
     }
 
     /// Requires at least one of `scopes` (from `scope` or `scp`).
@@ -98,11 +104,7 @@ impl Authorize {
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
-        let scopes = scope_list(scopes);
-        let required = scopes.join(" ");
-        Self::token(required, move |token| {
-            scopes.iter().any(|scope| token.has_scope(scope))
-        })
+        scope_rule(scopes, false)
     }
 
     /// Requires the claim at the JSON pointer `pointer` to grant `role` (see
