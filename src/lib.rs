@@ -109,6 +109,9 @@ mod response;
 mod service;
 mod signature;
 mod telemetry;
+#[cfg(feature = "test-util")]
+#[cfg_attr(docsrs, doc(cfg(feature = "test-util")))]
+pub mod test_util;
 mod token;
 mod verify;
 

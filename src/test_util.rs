@@ -1,0 +1,917 @@
+//! Test helpers for services that use this crate (feature `test-util`).
+//!
+//! [`TestIssuer`] is a local OpenID Connect issuer for your own tests: it generates fresh
+//! signing keys, serves its discovery document and JWKS over plain HTTP on `127.0.0.1` (an
+//! ephemeral port), mints tokens with any claims, rotates its keys, and can simulate an outage.
+//! Your layer fetches its keys from it exactly as it would from a real provider, so a test covers
+//! the configuration you ship.
+//!
+//! ```toml
+//! [dev-dependencies]
+//! tower-jwt-auth = { version = "0.1", features = ["test-util"] }
+//! ```
+
+use std::convert::Infallible;
+use std::fmt;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use aws_lc_rs::error::Unspecified;
+use aws_lc_rs::rand::SystemRandom;
+use aws_lc_rs::signature::{
+    self, ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, Ed25519KeyPair, KeyPair as _,
+};
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use http::{HeaderValue, Method, Request, Response, StatusCode, header};
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value, json};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::{JoinHandle, JoinSet};
+
+use crate::{Algorithm, Issuer, JwtAuthBuilder, JwtAuthLayer};
+
+const DISCOVERY_PATH: &str = "/.well-known/openid-configuration";
+const JWKS_PATH: &str = "/jwks.json";
+/// The `kid` of [`TestIssuer::token_with_unknown_kid`].
+const UNKNOWN_KID: &str = "unknown-kid";
+
+/// The kind of signing key a [`TestIssuer`] generates.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum TestKeyKind {
+    /// RSA 2048, signing with `RS256`.
+    Rsa,
+    /// ECDSA on P-256, signing with `ES256` (the default: quick to generate).
+    #[default]
+    EcP256,
+    /// Ed25519, signing with `EdDSA`.
+    Ed25519,
+}
+
+impl TestKeyKind {
+    /// The algorithm tokens signed with this kind of key carry.
+    pub fn algorithm(self) -> Algorithm {
+        match self {
+            Self::Rsa => Algorithm::RS256,
+            Self::EcP256 => Algorithm::ES256,
+            Self::Ed25519 => Algorithm::EdDSA,
+        }
+    }
+
+    fn alg_name(self) -> &'static str {
+        match self {
+            Self::Rsa => "RS256",
+            Self::EcP256 => "ES256",
+            Self::Ed25519 => "EdDSA",
+        }
+    }
+}
+
+/// Why a [`TestIssuer`] could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TestIssuerError {
+    /// No port could be bound on `127.0.0.1`.
+    #[error("cannot bind the test issuer to 127.0.0.1: {0}")]
+    Bind(#[source] std::io::Error),
+    /// The crypto library could not generate a key.
+    #[error("cannot generate a {0:?} test key")]
+    KeyGeneration(TestKeyKind),
+}
+
+/// A local OpenID Connect issuer for tests: fresh keys, discovery and JWKS on `127.0.0.1`, and
+/// tokens minted on demand.
+///
+/// - [`issuer`](Self::issuer) is `http://127.0.0.1:PORT`; it serves
+///   `/.well-known/openid-configuration` and the JWKS it names ([`jwks_url`](Self::jwks_url)),
+///   with an `ETag`.
+/// - [`token`](Self::token) and [`token_builder`](Self::token_builder) mint tokens signed with the
+///   current key: `iss` is the issuer, `aud` its [audience](TestIssuerBuilder::audience), `sub`
+///   its [subject](TestIssuerBuilder::subject), `iat` now and `exp` in 5 minutes, unless you say
+///   otherwise.
+/// - [`rotate`](Self::rotate) adds a new current key and keeps publishing the old ones until
+///   [`retire_previous`](Self::retire_previous).
+/// - [`set_outage`](Self::set_outage) makes discovery and JWKS answer `503`,
+///   [`set_hang`](Self::set_hang) makes them not answer at all;
+///   [`jwks_requests`](Self::jwks_requests) counts the JWKS requests received.
+///
+/// The server runs as a task on the Tokio runtime that started it, and stops when the
+/// `TestIssuer` is dropped.
+///
+/// ```
+/// use axum::{Router, body::Body, http::{Request, StatusCode}, routing::get};
+/// use tower::ServiceExt as _;
+/// use tower_jwt_auth::{Claims, RegisteredClaims, test_util::TestIssuer};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let issuer = TestIssuer::start().await?;
+/// let auth = issuer.layer_builder::<RegisteredClaims>().build().await?;
+/// let app = Router::new()
+///     .route("/me", get(|Claims(me): Claims<RegisteredClaims>| async move { me.sub.clone().unwrap_or_default() }))
+///     .layer(auth);
+///
+/// let token = issuer.token(serde_json::json!({ "sub": "alice" }));
+/// let request = Request::get("/me").header("authorization", format!("Bearer {token}")).body(Body::empty())?;
+/// assert_eq!(app.clone().oneshot(request).await?.status(), StatusCode::OK);
+///
+/// let request = Request::get("/me").header("authorization", format!("Bearer {}", issuer.expired_token())).body(Body::empty())?;
+/// assert_eq!(app.oneshot(request).await?.status(), StatusCode::UNAUTHORIZED);
+/// # Ok(())
+/// # }
+/// ```
+pub struct TestIssuer {
+    shared: Arc<Shared>,
+    addr: SocketAddr,
+    kind: TestKeyKind,
+    audience: String,
+    subject: String,
+    token_lifetime: Duration,
+    task: JoinHandle<()>,
+}
+
+/// Configures a [`TestIssuer`]; get one with [`TestIssuer::builder`].
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct TestIssuerBuilder {
+    kind: TestKeyKind,
+    audience: String,
+    subject: String,
+    token_lifetime: Duration,
+    max_age: Option<Duration>,
+}
+
+impl Default for TestIssuerBuilder {
+    fn default() -> Self {
+        Self {
+            kind: TestKeyKind::default(),
+            audience: TestIssuer::DEFAULT_AUDIENCE.to_owned(),
+            subject: TestIssuer::DEFAULT_SUBJECT.to_owned(),
+            token_lifetime: Duration::from_secs(300),
+            max_age: None,
+        }
+    }
+}
+
+impl TestIssuerBuilder {
+    /// The kind of key generated at start and on each [`rotate`](TestIssuer::rotate).
+    /// Default: [`TestKeyKind::EcP256`].
+    pub fn key_kind(mut self, kind: TestKeyKind) -> Self {
+        self.kind = kind;
+        self
+    }
+
+    /// The `aud` of minted tokens, and the audience [`TestIssuer::issuer_config`] accepts.
+    /// Default: [`TestIssuer::DEFAULT_AUDIENCE`].
+    pub fn audience(mut self, audience: impl Into<String>) -> Self {
+        self.audience = audience.into();
+        self
+    }
+
+    /// The `sub` of minted tokens. Default: [`TestIssuer::DEFAULT_SUBJECT`].
+    pub fn subject(mut self, subject: impl Into<String>) -> Self {
+        self.subject = subject.into();
+        self
+    }
+
+    /// How long minted tokens are valid (`exp - iat`). Default: 5 minutes.
+    pub fn token_lifetime(mut self, lifetime: Duration) -> Self {
+        self.token_lifetime = lifetime;
+        self
+    }
+
+    /// Sends `Cache-Control: max-age=…` with the JWKS, which sets the layer's refresh interval
+    /// (within its [`RefreshPolicy`](crate::RefreshPolicy) bounds). Default: no `Cache-Control`.
+    pub fn jwks_max_age(mut self, max_age: Duration) -> Self {
+        self.max_age = Some(max_age);
+        self
+    }
+
+    /// Generates the first key and starts serving on `127.0.0.1` with an ephemeral port.
+    ///
+    /// # Panics
+    ///
+    /// Outside of a Tokio runtime (the server is spawned on the current one).
+    ///
+    /// # Errors
+    ///
+    /// [`TestIssuerError::Bind`] if no port can be bound, [`TestIssuerError::KeyGeneration`] if
+    /// the key can't be generated.
+    pub async fn start(self) -> Result<TestIssuer, TestIssuerError> {
+        let key = TestKey::generate(self.kind, 1)?;
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+            .await
+            .map_err(TestIssuerError::Bind)?;
+        let addr = listener.local_addr().map_err(TestIssuerError::Bind)?;
+        let (hang, _) = watch::channel(false);
+        let shared = Arc::new(Shared {
+            issuer: format!("http://{addr}"),
+            cache_control: self.max_age.and_then(|max_age| {
+                HeaderValue::from_str(&format!("max-age={}", max_age.as_secs())).ok()
+            }),
+            state: Mutex::new(State {
+                keys: vec![key],
+                version: 1,
+                outage: false,
+            }),
+            jwks_requests: AtomicUsize::new(0),
+            discovery_requests: AtomicUsize::new(0),
+            hang,
+        });
+        let task = tokio::spawn(serve(listener, Arc::clone(&shared)));
+        Ok(TestIssuer {
+            shared,
+            addr,
+            kind: self.kind,
+            audience: self.audience,
+            subject: self.subject,
+            token_lifetime: self.token_lifetime,
+            task,
+        })
+    }
+}
+
+impl fmt::Debug for TestIssuer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TestIssuer")
+            .field("issuer", &self.shared.issuer)
+            .field("key_kind", &self.kind)
+            .field("kid", &self.kid())
+            .field("audience", &self.audience)
+            .field("subject", &self.subject)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for TestIssuer {
+    fn drop(&mut self) {
+        // Dropping the server task drops the listener and every open connection.
+        self.task.abort();
+    }
+}
+
+impl TestIssuer {
+    /// The `aud` of minted tokens unless [configured](TestIssuerBuilder::audience).
+    pub const DEFAULT_AUDIENCE: &'static str = "test-api";
+    /// The `sub` of minted tokens unless [configured](TestIssuerBuilder::subject).
+    pub const DEFAULT_SUBJECT: &'static str = "test-user";
+
+    /// Starts an issuer with the defaults: an EC P-256 key, audience
+    /// [`DEFAULT_AUDIENCE`](Self::DEFAULT_AUDIENCE), subject
+    /// [`DEFAULT_SUBJECT`](Self::DEFAULT_SUBJECT), tokens valid for 5 minutes.
+    ///
+    /// # Panics
+    ///
+    /// Outside of a Tokio runtime.
+    ///
+    /// # Errors
+    ///
+    /// See [`TestIssuerBuilder::start`].
+    pub async fn start() -> Result<Self, TestIssuerError> {
+        Self::builder().start().await
+    }
+
+    /// Configures an issuer: key kind, audience, subject, token lifetime.
+    pub fn builder() -> TestIssuerBuilder {
+        TestIssuerBuilder::default()
+    }
+
+    /// The issuer identifier, `http://127.0.0.1:PORT`: the `iss` of its tokens and the URL to
+    /// [discover](Issuer::discover) it from.
+    pub fn issuer(&self) -> &str {
+        &self.shared.issuer
+    }
+
+    /// The URL of the JWKS.
+    pub fn jwks_url(&self) -> String {
+        format!("{}{JWKS_PATH}", self.shared.issuer)
+    }
+
+    /// The URL of the OpenID Connect discovery document.
+    pub fn discovery_url(&self) -> String {
+        format!("{}{DISCOVERY_PATH}", self.shared.issuer)
+    }
+
+    /// The address the server listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The `aud` of minted tokens.
+    pub fn audience(&self) -> &str {
+        &self.audience
+    }
+
+    /// The kind of key generated at start and on each [`rotate`](Self::rotate).
+    pub fn key_kind(&self) -> TestKeyKind {
+        self.kind
+    }
+
+    /// The `kid` of the current signing key, e.g. `es256-1`.
+    pub fn kid(&self) -> String {
+        self.shared.state().current().kid.clone()
+    }
+
+    /// The `kid`s of the keys the JWKS publishes now, oldest first.
+    pub fn published_kids(&self) -> Vec<String> {
+        self.shared
+            .state()
+            .published()
+            .map(|key| key.kid.clone())
+            .collect()
+    }
+
+    /// The JWKS as served now.
+    pub fn jwks(&self) -> Value {
+        self.shared.state().jwks()
+    }
+
+    /// This issuer as a layer trusts it: found by discovery, with its audience.
+    pub fn issuer_config(&self) -> Issuer {
+        Issuer::discover(self.issuer()).audience(self.audience())
+    }
+
+    /// A layer builder that trusts this issuer (and only it) through
+    /// [`issuer_config`](Self::issuer_config); add your own settings and
+    /// [`build`](JwtAuthBuilder::build) it.
+    ///
+    /// The layer refetches the JWKS for an unknown `kid` at most once per
+    /// [`RefreshPolicy::unknown_kid_cooldown`](crate::RefreshPolicy::unknown_kid_cooldown)
+    /// (30 s by default); a test that rotates keys more than once may want a zero cooldown.
+    pub fn layer_builder<T>(&self) -> JwtAuthBuilder<T>
+    where
+        T: DeserializeOwned + Send + Sync + 'static,
+    {
+        JwtAuthLayer::<T>::builder().issuer(self.issuer_config())
+    }
+
+    /// Starts a token: the default claims, signed with the current key.
+    pub fn token_builder(&self) -> TokenBuilder<'_> {
+        let now = unix_now();
+        let mut claims = Map::new();
+        claims.insert("iss".into(), Value::from(self.issuer()));
+        claims.insert("sub".into(), Value::from(self.subject.as_str()));
+        claims.insert("aud".into(), Value::from(self.audience.as_str()));
+        claims.insert("iat".into(), Value::from(now));
+        claims.insert(
+            "exp".into(),
+            Value::from(now.saturating_add(seconds(self.token_lifetime))),
+        );
+        TokenBuilder {
+            issuer: self,
+            now,
+            claims,
+            kid: KidHeader::SigningKey,
+            signing_kid: None,
+            unknown_key: false,
+            typ: None,
+        }
+    }
+
+    /// A valid token with the default claims.
+    pub fn valid_token(&self) -> String {
+        self.token_builder().sign()
+    }
+
+    /// A valid token: the default claims with `claims` merged in (an object; a `null` member
+    /// removes that claim). E.g. `issuer.token(json!({ "scope": "orders:read" }))`.
+    ///
+    /// # Panics
+    ///
+    /// If `claims` does not serialize to a JSON object (or `null`).
+    pub fn token(&self, claims: impl Serialize) -> String {
+        self.token_builder().claims(claims).sign()
+    }
+
+    /// A token that expired half an hour ago (beyond any usual leeway).
+    pub fn expired_token(&self) -> String {
+        self.token_builder().expired().sign()
+    }
+
+    /// A valid token for another audience.
+    pub fn token_for_audience(&self, audience: impl Into<String>) -> String {
+        self.token_builder().audience(audience).sign()
+    }
+
+    /// [`token`](Self::token) signed with the current key, but naming `kid` in its header.
+    ///
+    /// # Panics
+    ///
+    /// If `claims` does not serialize to a JSON object (or `null`).
+    pub fn token_with_kid(&self, claims: impl Serialize, kid: impl Into<String>) -> String {
+        self.token_builder().claims(claims).key_id(kid).sign()
+    }
+
+    /// A token whose header names a `kid` the issuer never published (`unknown-kid`): the layer
+    /// refetches the JWKS once, then answers `401` "no key for this token".
+    pub fn token_with_unknown_kid(&self) -> String {
+        self.token_builder().key_id(UNKNOWN_KID).sign()
+    }
+
+    /// Generates a new key of the issuer's [kind](TestIssuerBuilder::key_kind) and makes it the
+    /// current one; the JWKS publishes it next to the previous keys. Returns its `kid`.
+    ///
+    /// # Panics
+    ///
+    /// If the crypto library can't generate the key (it does not happen in practice).
+    pub fn rotate(&self) -> String {
+        self.rotate_to(self.kind)
+    }
+
+    /// Like [`rotate`](Self::rotate), with a key of another kind.
+    ///
+    /// # Panics
+    ///
+    /// If the crypto library can't generate the key (it does not happen in practice).
+    pub fn rotate_to(&self, kind: TestKeyKind) -> String {
+        let mut state = self.shared.state();
+        let key = TestKey::generate(kind, state.keys.len() + 1)
+            .unwrap_or_else(|error| panic!("TestIssuer::rotate: {error}"));
+        let kid = key.kid.clone();
+        state.keys.push(key);
+        state.version += 1;
+        kid
+    }
+
+    /// Stops publishing every key but the current one. Tokens they signed can still be minted
+    /// with [`TokenBuilder::signed_with`], to check that they are refused.
+    pub fn retire_previous(&self) {
+        let mut state = self.shared.state();
+        let last = state.keys.len().saturating_sub(1);
+        for key in &mut state.keys[..last] {
+            key.published = false;
+        }
+        state.version += 1;
+    }
+
+    /// While `true`, discovery and JWKS requests get `503 Service Unavailable`.
+    pub fn set_outage(&self, outage: bool) {
+        self.shared.state().outage = outage;
+    }
+
+    /// While `true`, discovery and JWKS requests get no answer (the connection stays open); they
+    /// are answered once it is set back to `false`. For timeout tests.
+    pub fn set_hang(&self, hang: bool) {
+        self.shared.hang.send_replace(hang);
+    }
+
+    /// How many JWKS requests the server has received (whatever it answered).
+    pub fn jwks_requests(&self) -> usize {
+        self.shared.jwks_requests.load(Ordering::SeqCst)
+    }
+
+    /// How many discovery requests the server has received (whatever it answered).
+    pub fn discovery_requests(&self) -> usize {
+        self.shared.discovery_requests.load(Ordering::SeqCst)
+    }
+}
+
+/// Which `kid` a token's header names.
+#[derive(Debug, Clone)]
+enum KidHeader {
+    /// The signing key's.
+    SigningKey,
+    /// This one, whatever key signs.
+    Named(String),
+    /// None.
+    Omitted,
+}
+
+/// A token being minted by a [`TestIssuer`]; finish it with [`sign`](Self::sign).
+///
+/// ```
+/// # use std::time::Duration;
+/// # use tower_jwt_auth::test_util::TestIssuer;
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let issuer = TestIssuer::start().await?;
+/// let token = issuer
+///     .token_builder()
+///     .subject("alice")
+///     .scope("orders:read orders:write")
+///     .claim("tenant", "acme")
+///     .expires_in(Duration::from_secs(60))
+///     .token_type("at+jwt")
+///     .sign();
+/// # let _ = token;
+/// # Ok(())
+/// # }
+/// ```
+#[must_use]
+pub struct TokenBuilder<'a> {
+    issuer: &'a TestIssuer,
+    now: i64,
+    claims: Map<String, Value>,
+    kid: KidHeader,
+    signing_kid: Option<String>,
+    unknown_key: bool,
+    typ: Option<String>,
+}
+
+impl fmt::Debug for TokenBuilder<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TokenBuilder")
+            .field("issuer", &self.issuer.issuer())
+            .field("claims", &self.claims)
+            .field("kid", &self.kid)
+            .field("signing_kid", &self.signing_kid)
+            .field("unknown_key", &self.unknown_key)
+            .field("typ", &self.typ)
+            .finish()
+    }
+}
+
+impl TokenBuilder<'_> {
+    /// Sets the claim `name` (replacing the default, if any).
+    ///
+    /// # Panics
+    ///
+    /// If `value` can't be serialized to JSON.
+    pub fn claim(mut self, name: impl Into<String>, value: impl Serialize) -> Self {
+        let value = serde_json::to_value(value)
+            .unwrap_or_else(|error| panic!("TokenBuilder::claim: {error}"));
+        self.claims.insert(name.into(), value);
+        self
+    }
+
+    /// Merges `claims` in: each member replaces the claim of the same name, and a `null` member
+    /// removes it. `null` (or `()`) adds nothing.
+    ///
+    /// # Panics
+    ///
+    /// If `claims` does not serialize to a JSON object or `null`.
+    pub fn claims(mut self, claims: impl Serialize) -> Self {
+        match serde_json::to_value(claims) {
+            Ok(Value::Object(members)) => {
+                for (name, value) in members {
+                    if value.is_null() {
+                        self.claims.remove(&name);
+                    } else {
+                        self.claims.insert(name, value);
+                    }
+                }
+            }
+            Ok(Value::Null) => {}
+            Ok(other) => panic!("TokenBuilder::claims: expected a JSON object, got {other}"),
+            Err(error) => panic!("TokenBuilder::claims: {error}"),
+        }
+        self
+    }
+
+    /// Removes the claim `name`, e.g. `exp` or `aud`.
+    pub fn without_claim(mut self, name: &str) -> Self {
+        self.claims.remove(name);
+        self
+    }
+
+    /// Sets `sub`.
+    pub fn subject(self, subject: impl Into<String>) -> Self {
+        self.claim("sub", subject.into())
+    }
+
+    /// Sets `aud`.
+    pub fn audience(self, audience: impl Into<String>) -> Self {
+        self.claim("aud", audience.into())
+    }
+
+    /// Sets `scope` (space-separated scopes).
+    pub fn scope(self, scope: impl Into<String>) -> Self {
+        self.claim("scope", scope.into())
+    }
+
+    /// Sets `exp` to `lifetime` after `iat`.
+    pub fn expires_in(mut self, lifetime: Duration) -> Self {
+        let iat = self
+            .claims
+            .get("iat")
+            .and_then(Value::as_i64)
+            .unwrap_or(self.now);
+        self.claims.insert(
+            "exp".into(),
+            Value::from(iat.saturating_add(seconds(lifetime))),
+        );
+        self
+    }
+
+    /// Makes the token one that expired half an hour ago (`iat` an hour ago).
+    pub fn expired(mut self) -> Self {
+        self.claims
+            .insert("iat".into(), Value::from(self.now - 3600));
+        self.claims
+            .insert("exp".into(), Value::from(self.now - 1800));
+        self
+    }
+
+    /// Names `kid` in the header, whatever key signs.
+    pub fn key_id(mut self, kid: impl Into<String>) -> Self {
+        self.kid = KidHeader::Named(kid.into());
+        self
+    }
+
+    /// Leaves `kid` out of the header.
+    pub fn without_key_id(mut self) -> Self {
+        self.kid = KidHeader::Omitted;
+        self
+    }
+
+    /// Signs with the issuer's key `kid` (current, previous or retired) instead of the current
+    /// one; the header names that `kid` unless told otherwise.
+    ///
+    /// [`sign`](Self::sign) panics if the issuer never had a key `kid`.
+    pub fn signed_with(mut self, kid: impl Into<String>) -> Self {
+        self.signing_kid = Some(kid.into());
+        self
+    }
+
+    /// Signs with a fresh key the issuer never published, of the same kind as the key it
+    /// replaces, keeping that key's `kid` in the header: a forgery the layer refuses with
+    /// "signature invalid".
+    pub fn signed_by_unknown_key(mut self) -> Self {
+        self.unknown_key = true;
+        self
+    }
+
+    /// Sets the header's `typ`, e.g. `at+jwt` (RFC 9068). Default: `JWT`.
+    pub fn token_type(mut self, typ: impl Into<String>) -> Self {
+        self.typ = Some(typ.into());
+        self
+    }
+
+    /// The signed compact JWS.
+    ///
+    /// # Panics
+    ///
+    /// If [`signed_with`](Self::signed_with) names a key the issuer never had, or the crypto
+    /// library fails to generate or use a key (it does not happen in practice).
+    pub fn sign(self) -> String {
+        let state = self.issuer.shared.state();
+        let key = match &self.signing_kid {
+            None => state.current(),
+            Some(kid) => state
+                .keys
+                .iter()
+                .find(|key| key.kid == *kid)
+                .unwrap_or_else(|| panic!("TokenBuilder::signed_with: no key `{kid}` was issued")),
+        };
+        let mut header = Map::new();
+        header.insert("alg".into(), Value::from(key.kind.alg_name()));
+        header.insert(
+            "typ".into(),
+            Value::from(self.typ.unwrap_or_else(|| "JWT".to_owned())),
+        );
+        match self.kid {
+            KidHeader::SigningKey => {
+                header.insert("kid".into(), Value::from(key.kid.as_str()));
+            }
+            KidHeader::Named(kid) => {
+                header.insert("kid".into(), Value::from(kid));
+            }
+            KidHeader::Omitted => {}
+        }
+        let signing_input = format!(
+            "{}.{}",
+            URL_SAFE_NO_PAD.encode(Value::Object(header).to_string()),
+            URL_SAFE_NO_PAD.encode(Value::Object(self.claims).to_string()),
+        );
+        let signature = if self.unknown_key {
+            TestKey::generate(key.kind, 0)
+                .unwrap_or_else(|error| panic!("TokenBuilder::signed_by_unknown_key: {error}"))
+                .signer
+                .sign(signing_input.as_bytes())
+        } else {
+            key.signer.sign(signing_input.as_bytes())
+        }
+        .unwrap_or_else(|_| panic!("TokenBuilder::sign: the {:?} key failed to sign", key.kind));
+        format!("{signing_input}.{}", URL_SAFE_NO_PAD.encode(signature))
+    }
+}
+
+/// What the server and the `TestIssuer` share.
+struct Shared {
+    issuer: String,
+    cache_control: Option<HeaderValue>,
+    state: Mutex<State>,
+    jwks_requests: AtomicUsize,
+    discovery_requests: AtomicUsize,
+    /// While `true`, requests wait.
+    hang: watch::Sender<bool>,
+}
+
+impl Shared {
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+struct State {
+    /// Every key ever generated, oldest first; the last one is current.
+    keys: Vec<TestKey>,
+    /// Changes with the published set: the `ETag`.
+    version: u64,
+    outage: bool,
+}
+
+impl State {
+    fn current(&self) -> &TestKey {
+        // `keys` starts with one key and only grows.
+        &self.keys[self.keys.len() - 1]
+    }
+
+    fn published(&self) -> impl Iterator<Item = &TestKey> {
+        self.keys.iter().filter(|key| key.published)
+    }
+
+    fn jwks(&self) -> Value {
+        json!({ "keys": self.published().map(|key| key.jwk.clone()).collect::<Vec<_>>() })
+    }
+}
+
+struct TestKey {
+    kid: String,
+    kind: TestKeyKind,
+    signer: Signer,
+    /// The public JWK.
+    jwk: Value,
+    published: bool,
+}
+
+enum Signer {
+    Rsa(aws_lc_rs::rsa::KeyPair),
+    Ec(EcdsaKeyPair),
+    Ed(Ed25519KeyPair),
+}
+
+impl TestKey {
+    /// A fresh key; its `kid` is the algorithm and `serial`, e.g. `es256-1`.
+    fn generate(kind: TestKeyKind, serial: usize) -> Result<Self, TestIssuerError> {
+        let failed = |_: Unspecified| TestIssuerError::KeyGeneration(kind);
+        let b64 = |bytes: &[u8]| URL_SAFE_NO_PAD.encode(bytes);
+        let kid = format!("{}-{serial}", kind.alg_name().to_ascii_lowercase());
+        let (signer, mut jwk) = match kind {
+            TestKeyKind::Rsa => {
+                let pair = aws_lc_rs::rsa::KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048)
+                    .map_err(failed)?;
+                let public = pair.public_key();
+                let jwk = json!({
+                    "kty": "RSA",
+                    "n": b64(public.modulus().big_endian_without_leading_zero()),
+                    "e": b64(public.exponent().big_endian_without_leading_zero()),
+                });
+                (Signer::Rsa(pair), jwk)
+            }
+            TestKeyKind::EcP256 => {
+                let pair =
+                    EcdsaKeyPair::generate(&ECDSA_P256_SHA256_FIXED_SIGNING).map_err(failed)?;
+                // An uncompressed point: 0x04, x, y.
+                let point = pair.public_key().as_ref();
+                if point.len() != 65 {
+                    return Err(TestIssuerError::KeyGeneration(kind));
+                }
+                let jwk = json!({
+                    "kty": "EC",
+                    "crv": "P-256",
+                    "x": b64(&point[1..33]),
+                    "y": b64(&point[33..]),
+                });
+                (Signer::Ec(pair), jwk)
+            }
+            TestKeyKind::Ed25519 => {
+                let pair = Ed25519KeyPair::generate().map_err(failed)?;
+                let jwk = json!({
+                    "kty": "OKP",
+                    "crv": "Ed25519",
+                    "x": b64(pair.public_key().as_ref()),
+                });
+                (Signer::Ed(pair), jwk)
+            }
+        };
+        jwk["kid"] = Value::from(kid.as_str());
+        jwk["alg"] = Value::from(kind.alg_name());
+        jwk["use"] = Value::from("sig");
+        Ok(Self {
+            kid,
+            kind,
+            signer,
+            jwk,
+            published: true,
+        })
+    }
+}
+
+impl Signer {
+    fn sign(&self, message: &[u8]) -> Result<Vec<u8>, Unspecified> {
+        let rng = SystemRandom::new();
+        match self {
+            Self::Rsa(pair) => {
+                let mut signature = vec![0; pair.public_modulus_len()];
+                pair.sign(&signature::RSA_PKCS1_SHA256, &rng, message, &mut signature)?;
+                Ok(signature)
+            }
+            Self::Ec(pair) => Ok(pair.sign(&rng, message)?.as_ref().to_vec()),
+            Self::Ed(pair) => Ok(pair.sign(message).as_ref().to_vec()),
+        }
+    }
+}
+
+/// Accepts connections until the task is aborted; the connections live in a `JoinSet` owned by
+/// this future, so aborting it closes them too.
+async fn serve(listener: TcpListener, shared: Arc<Shared>) {
+    let mut connections = JoinSet::new();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let Ok((stream, _)) = accepted else { continue };
+                let shared = Arc::clone(&shared);
+                connections.spawn(async move {
+                    let service = service_fn(move |request| {
+                        let shared = Arc::clone(&shared);
+                        async move { Ok::<_, Infallible>(answer(&shared, request).await) }
+                    });
+                    // A connection error (the client went away) ends only that connection.
+                    let _ = http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+        }
+    }
+}
+
+async fn answer(shared: &Shared, request: Request<Incoming>) -> Response<String> {
+    let path = request.uri().path();
+    let counter = match path {
+        JWKS_PATH => &shared.jwks_requests,
+        DISCOVERY_PATH => &shared.discovery_requests,
+        _ => return status(StatusCode::NOT_FOUND),
+    };
+    if request.method() != Method::GET {
+        return status(StatusCode::METHOD_NOT_ALLOWED);
+    }
+    counter.fetch_add(1, Ordering::SeqCst);
+    let mut hang = shared.hang.subscribe();
+    let _ = hang.wait_for(|hang| !*hang).await;
+
+    let state = shared.state();
+    if state.outage {
+        return status(StatusCode::SERVICE_UNAVAILABLE);
+    }
+    if path == DISCOVERY_PATH {
+        let algorithms: Vec<&str> = state.published().map(|key| key.kind.alg_name()).collect();
+        let document = json!({
+            "issuer": shared.issuer,
+            "jwks_uri": format!("{}{JWKS_PATH}", shared.issuer),
+            "response_types_supported": ["code"],
+            "subject_types_supported": ["public"],
+            "id_token_signing_alg_values_supported": algorithms,
+        });
+        return json_response(document.to_string());
+    }
+    let etag = HeaderValue::from_str(&format!("\"v{}\"", state.version))
+        .unwrap_or_else(|_| HeaderValue::from_static("\"v\""));
+    let mut response = if request.headers().get(header::IF_NONE_MATCH) == Some(&etag) {
+        status(StatusCode::NOT_MODIFIED)
+    } else {
+        json_response(state.jwks().to_string())
+    };
+    let headers = response.headers_mut();
+    headers.insert(header::ETAG, etag);
+    if let Some(cache_control) = &shared.cache_control {
+        headers.insert(header::CACHE_CONTROL, cache_control.clone());
+    }
+    response
+}
+
+fn status(status: StatusCode) -> Response<String> {
+    let mut response = Response::new(String::new());
+    *response.status_mut() = status;
+    response
+}
+
+fn json_response(body: String) -> Response<String> {
+    let mut response = Response::new(body);
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, seconds)
+}
+
+fn seconds(duration: Duration) -> i64 {
+    i64::try_from(duration.as_secs()).unwrap_or(i64::MAX)
+}
