@@ -1,0 +1,200 @@
+#!/usr/bin/env bash
+# Load benchmark: the same axum "hello" route
+#   (1) without the layer,
+#   (2) with the layer and one repeated RS256 token (verified-token cache hits),
+#   (3) with the layer and $TOKENS distinct RS256 tokens rotated by a wrk Lua script (misses),
+#   (4) protected by jwt-authorizer 0.15 (axum 0.7) with the same tokens and JWKS,
+#   (5) jwt-authorizer with the one repeated token, for reference.
+# Every server runs on loopback with its keys from the same JWKS (served by (1)).
+#
+# Needs: cargo, wrk (installed with apt-get when missing), network access to crates.io the first
+# time (the peer is built in $SCRATCH, outside the repository, and never committed).
+#
+# PIN=1 (default): the servers run on one core (SERVER_CPU, one Tokio worker) and wrk on another
+# (CLIENT_CPU), so that the load generator takes no CPU from the server: this compares the CPU cost
+# of a request. PIN=0: servers and wrk share every core (servers with a worker per core, wrk with
+# THREADS=2): this also shows how verification scales across cores.
+#
+# Usage: benches/load.sh   (PIN=1 DURATION=10s CONNECTIONS=64 TOKENS=100000 SERVER_CPU=1 CLIENT_CPU=0)
+set -euo pipefail
+
+PIN=${PIN:-1}
+DURATION=${DURATION:-10s}
+CONNECTIONS=${CONNECTIONS:-64}
+if [ "$PIN" = 1 ]; then THREADS=${THREADS:-1}; else THREADS=${THREADS:-2}; fi
+TOKENS=${TOKENS:-100000}
+SCRATCH=${SCRATCH:-${TMPDIR:-/tmp}/tower-jwt-auth-load}
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+SERVER_CPU=${SERVER_CPU:-1}
+CLIENT_CPU=${CLIENT_CPU:-0}
+if [ "$PIN" = 1 ] && [ "$(nproc)" -ge 2 ] && command -v taskset >/dev/null; then
+    ON_SERVER_CPU=(taskset -c "$SERVER_CPU")
+    ON_CLIENT_CPU=(taskset -c "$CLIENT_CPU")
+    export TOKIO_WORKER_THREADS=1
+else
+    PIN=0
+    ON_SERVER_CPU=()
+    ON_CLIENT_CPU=()
+fi
+PLAIN=127.0.0.1:18080
+LAYER=127.0.0.1:18081
+PEER=127.0.0.1:18082
+
+if ! command -v wrk >/dev/null; then
+    echo "installing wrk" >&2
+    if [ "$(id -u)" = 0 ]; then apt-get install -y wrk >/dev/null; else sudo apt-get install -y wrk >/dev/null; fi
+fi
+mkdir -p "$SCRATCH"
+
+echo "building the servers" >&2
+cargo build --release --quiet --manifest-path "$ROOT/Cargo.toml" --example load_server
+SERVER="$ROOT/target/release/examples/load_server"
+
+# The peer: jwt-authorizer 0.15 on axum 0.7, built in the scratch directory.
+PEER_DIR="$SCRATCH/peer"
+mkdir -p "$PEER_DIR/src"
+cat > "$PEER_DIR/Cargo.toml" <<'EOF'
+[package]
+name = "jwt-authorizer-load"
+version = "0.0.0"
+edition = "2021"
+publish = false
+
+[dependencies]
+axum = "0.7"
+jwt-authorizer = "0.15"
+serde = { version = "1", features = ["derive"] }
+tokio = { version = "1", features = ["full"] }
+
+[profile.release]
+codegen-units = 1
+
+[workspace]
+EOF
+cat > "$PEER_DIR/src/main.rs" <<'EOF'
+use axum::{routing::get, Router};
+use jwt_authorizer::{Authorizer, IntoLayer, JwtAuthorizer, JwtClaims, Validation};
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Deserialize)]
+struct LoadClaims {
+    sub: String,
+}
+
+async fn hello(JwtClaims(claims): JwtClaims<LoadClaims>) -> String {
+    format!("hello {}", claims.sub)
+}
+
+#[tokio::main]
+async fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let (addr, jwks_url) = (&args[1], &args[2]);
+    let auth: Authorizer<LoadClaims> = JwtAuthorizer::from_jwks_url(jwks_url)
+        .validation(
+            Validation::new()
+                .iss(&["https://issuer.load.test/"])
+                .aud(&["load-api"]),
+        )
+        .build()
+        .await
+        .expect("jwt-authorizer set-up");
+    let app = Router::new()
+        .route("/hello", get(hello))
+        .layer(auth.into_layer());
+    let listener = tokio::net::TcpListener::bind(addr.as_str()).await.unwrap();
+    axum::serve(listener, app).await.unwrap();
+}
+EOF
+echo "building jwt-authorizer 0.15 in $PEER_DIR" >&2
+cargo build --release --quiet --manifest-path "$PEER_DIR/Cargo.toml"
+PEER_BIN="$PEER_DIR/target/release/jwt-authorizer-load"
+
+# Tokens are valid for three hours; older files are signed again.
+if [ ! -s "$SCRATCH/tokens-$TOKENS.txt" ] || [ -n "$(find "$SCRATCH/tokens-$TOKENS.txt" -mmin +120)" ]; then
+    "$SERVER" tokens "$TOKENS" "$SCRATCH/tokens-$TOKENS.txt"
+fi
+TOKEN_FILE="$SCRATCH/tokens-$TOKENS.txt"
+ONE_TOKEN=$(head -n 1 "$TOKEN_FILE")
+
+cat > "$SCRATCH/tokens.lua" <<'EOF'
+-- Each wrk thread takes its own slice of the token file, so threads never share a token and every
+-- request is a cache miss until the slice wraps. The requests are formatted once, in init, so that
+-- the Lua side costs wrk as little as a fixed request.
+local counter = 0
+function setup(thread)
+    thread:set("id", counter)
+    counter = counter + 1
+end
+local requests = {}
+local i = 0
+function init(args)
+    local n = tonumber(args[2])
+    local k = 0
+    for line in io.lines(args[1]) do
+        if k % n == id then
+            requests[#requests + 1] =
+                wrk.format("GET", "/hello", { ["Authorization"] = "Bearer " .. line })
+        end
+        k = k + 1
+    end
+end
+function request()
+    i = i % #requests + 1
+    return requests[i]
+end
+EOF
+
+PIDS=()
+cleanup() { for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done; }
+trap cleanup EXIT
+
+wait_for() {
+    local url=$1 deadline=$((SECONDS + 60))
+    until curl -s -o /dev/null "$url"; do
+        if [ $SECONDS -ge $deadline ]; then echo "no answer from $url" >&2; exit 1; fi
+        sleep 0.2
+    done
+}
+
+"${ON_SERVER_CPU[@]}" "$SERVER" plain "$PLAIN" 2>/dev/null & PIDS+=($!)
+wait_for "http://$PLAIN/jwks"
+"${ON_SERVER_CPU[@]}" "$SERVER" layer "$LAYER" "http://$PLAIN/jwks" 2>/dev/null & PIDS+=($!)
+"${ON_SERVER_CPU[@]}" "$PEER_BIN" "$PEER" "http://$PLAIN/jwks" 2>/dev/null & PIDS+=($!)
+wait_for "http://$LAYER/hello"
+wait_for "http://$PEER/hello"
+
+for url in "http://$LAYER/hello" "http://$PEER/hello"; do
+    status=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $ONE_TOKEN" "$url")
+    [ "$status" = 200 ] || { echo "$url answered $status to a valid token" >&2; exit 1; }
+done
+
+run() { # name, url, then wrk options, then optionally `--` and the Lua script's arguments
+    local name=$1 url=$2; shift 2
+    local options=() script_args=()
+    while [ $# -gt 0 ] && [ "$1" != -- ]; do options+=("$1"); shift; done
+    if [ $# -gt 0 ]; then shift; script_args=("$@"); fi
+    local rps
+    rps=$("${ON_CLIENT_CPU[@]}" wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency "${options[@]}" "$url" \
+        ${script_args[@]+-- "${script_args[@]}"} \
+        | tee "$SCRATCH/$name.txt" | awk '/Requests\/sec/ {print $2}')
+    echo "$name $rps"
+}
+
+if [ "$PIN" = 1 ]; then placement="servers on CPU $SERVER_CPU, wrk on CPU $CLIENT_CPU"; else placement="unpinned"; fi
+echo "wrk -t$THREADS -c$CONNECTIONS -d$DURATION, $TOKENS tokens, $placement; raw outputs in $SCRATCH" >&2
+{
+    # The plain server gets the same header (and ignores it), so that only the layer differs.
+    run 1_plain "http://$PLAIN/hello" -H "Authorization: Bearer $ONE_TOKEN"
+    run 2_layer_one_token "http://$LAYER/hello" -H "Authorization: Bearer $ONE_TOKEN"
+    run 3_layer_distinct_tokens "http://$LAYER/hello" -s "$SCRATCH/tokens.lua" -- "$TOKEN_FILE" "$THREADS"
+    run 4_peer_distinct_tokens "http://$PEER/hello" -s "$SCRATCH/tokens.lua" -- "$TOKEN_FILE" "$THREADS"
+    run 5_peer_one_token "http://$PEER/hello" -H "Authorization: Bearer $ONE_TOKEN"
+} | tee "$SCRATCH/summary.txt"
+
+awk '
+    { rps[$1] = $2 }
+    END {
+        printf "(2)/(1) layer, one token / no layer:          %.2f\n", rps["2_layer_one_token"] / rps["1_plain"]
+        printf "(3)/(4) layer / jwt-authorizer, distinct:     %.2f\n", rps["3_layer_distinct_tokens"] / rps["4_peer_distinct_tokens"]
+        printf "(2)/(5) layer / jwt-authorizer, one token:    %.2f\n", rps["2_layer_one_token"] / rps["5_peer_one_token"]
+    }' "$SCRATCH/summary.txt"
