@@ -35,6 +35,16 @@ impl<'a> JsonObject<'a> {
         Ok(Self { members })
     }
 
+    /// Decodes the whole object into `T` from the member slices already found, so that the text
+    /// is not scanned a second time.
+    pub(crate) fn deserialize<T: DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
+        let members = self
+            .members
+            .iter()
+            .map(|(name, value)| (name.as_ref(), *value));
+        T::deserialize(de::value::MapDeserializer::<_, serde_json::Error>::new(members))
+    }
+
     /// The raw value of a member, if present.
     pub(crate) fn raw(&self, name: &str) -> Option<&'a RawValue> {
         self.members

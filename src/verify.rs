@@ -204,7 +204,7 @@ impl<T: DeserializeOwned + Send + Sync + 'static> Verifier<T> {
             return Err(AuthError::MissingClaim(Cow::Owned(missing.to_string())).into());
         }
 
-        let claims: T = serde_json::from_str(payload).map_err(|err| {
+        let claims: T = object.deserialize().map_err(|err| {
             tracing::debug!(error = %err, "token claims do not match the claims type");
             AuthError::InvalidClaim(Cow::Borrowed("claims"))
         })?;
