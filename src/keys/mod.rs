@@ -7,6 +7,8 @@ mod prepared;
 mod refresh;
 mod remote;
 mod source;
+#[cfg(test)]
+mod vectors;
 
 use std::sync::Arc;
 use std::time::Duration;

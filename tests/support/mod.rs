@@ -289,3 +289,87 @@ pub fn assert_invalid_request(reply: &Reply, description: &str) {
     );
     assert_eq!(reply.body, "");
 }
+
+// Helpers for tests/attacks.rs.
+
+/// `token` with its signature part replaced by `signature` (base64url-encoded here).
+pub fn with_signature(token: &str, signature: &[u8]) -> String {
+    let (signing_input, _) = token.rsplit_once('.').unwrap();
+    format!("{signing_input}.{}", b64(signature))
+}
+
+/// The signature bytes of `token`.
+pub fn signature_of(token: &str) -> Vec<u8> {
+    URL_SAFE_NO_PAD
+        .decode(token.rsplit_once('.').unwrap().1)
+        .unwrap()
+}
+
+/// Signs an already encoded `header.payload` exactly as given (it need not be canonical base64url).
+pub fn sign_encoded(signing_input: &str, key: &TestKey) -> String {
+    let _ = jsonwebtoken::crypto::aws_lc::DEFAULT_PROVIDER.install_default();
+    let signature =
+        jsonwebtoken::crypto::sign(signing_input.as_bytes(), &key.encoding, key.alg).unwrap();
+    format!("{signing_input}.{signature}")
+}
+
+/// An HMAC token (`alg` HS256/384/512) with this header over `claims`, keyed with `secret`.
+pub fn hmac_token(
+    alg: jsonwebtoken::Algorithm,
+    secret: &[u8],
+    header: &Value,
+    claims: &Value,
+) -> String {
+    sign_raw(
+        &header.to_string(),
+        &claims.to_string(),
+        &EncodingKey::from_secret(secret),
+        alg,
+    )
+}
+
+/// The DER body of a PEM document.
+pub fn pem_to_der(pem: &str) -> Vec<u8> {
+    let body: String = pem
+        .lines()
+        .filter(|line| !line.starts_with("-----"))
+        .collect();
+    base64::engine::general_purpose::STANDARD
+        .decode(body)
+        .unwrap()
+}
+
+/// An ECDSA signature in raw `r || s` form re-encoded as DER `SEQUENCE { INTEGER r, INTEGER s }`.
+pub fn ecdsa_raw_to_der(raw: &[u8]) -> Vec<u8> {
+    fn integer(bytes: &[u8]) -> Vec<u8> {
+        let first = bytes
+            .iter()
+            .position(|b| *b != 0)
+            .unwrap_or(bytes.len() - 1);
+        let mut value = bytes[first..].to_vec();
+        if value[0] & 0x80 != 0 {
+            value.insert(0, 0);
+        }
+        let mut out = vec![0x02, value.len() as u8];
+        out.extend(value);
+        out
+    }
+    let (r, s) = raw.split_at(raw.len() / 2);
+    let mut body = integer(r);
+    body.extend(integer(s));
+    let mut out = vec![0x30];
+    if body.len() >= 0x80 {
+        out.push(0x81);
+    }
+    out.push(body.len() as u8);
+    out.extend(body);
+    out
+}
+
+/// Bytes from hex text.
+pub fn hex(text: &str) -> Vec<u8> {
+    (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&text[i..i + 2], 16).unwrap())
+        .collect()
+}
