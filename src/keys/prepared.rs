@@ -194,6 +194,15 @@ fn prepare_rsa(
     if bits > MAX_RSA_BITS {
         return Err(format!("RSA key of {bits} bits is over {MAX_RSA_BITS}"));
     }
+    // An even or tiny exponent is not a working RSA key (e = 1 makes every "signature" the
+    // padded hash itself); exponents beyond 64 bits are not used by any real key.
+    let exponent = (e.len() <= 8).then(|| {
+        e.iter()
+            .fold(0u64, |value, byte| (value << 8) | u64::from(*byte))
+    });
+    if !exponent.is_some_and(|value| value >= 3 && value % 2 == 1) {
+        return Err("RSA public exponent must be odd, at least 3 and at most 64 bits".to_owned());
+    }
     let components = RsaPublicKeyComponents { n, e };
     candidates
         .iter()
@@ -305,6 +314,31 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.contains("under 2048"), "{err}");
+    }
+
+    #[test]
+    fn refuses_rsa_exponents_that_are_even_tiny_or_huge() {
+        let n = vec![0xc1; 256];
+        for e in [
+            vec![1],
+            vec![0, 1],
+            vec![2],
+            vec![1, 0, 0],
+            vec![1; 9],
+            vec![],
+        ] {
+            let err = PreparedKey::new(
+                None,
+                KeyMaterial::Rsa {
+                    n: n.clone(),
+                    e: e.clone(),
+                },
+                None,
+                all(),
+            )
+            .unwrap_err();
+            assert!(err.contains("exponent"), "{e:?}: {err}");
+        }
     }
 
     #[test]
