@@ -42,7 +42,9 @@ impl<'a> JsonObject<'a> {
             .members
             .iter()
             .map(|(name, value)| (name.as_ref(), *value));
-        T::deserialize(de::value::MapDeserializer::<_, serde_json::Error>::new(members))
+        T::deserialize(de::value::MapDeserializer::<_, serde_json::Error>::new(
+            members,
+        ))
     }
 
     /// The raw value of a member, if present.
