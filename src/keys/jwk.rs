@@ -87,6 +87,38 @@ pub(crate) fn parse_jwks(
             }
         }
     }
+    // Two entries under one `kid` (usable or not): which one a token means is ambiguous, so no key
+    // with that `kid` is used.
+    let mut kids: Vec<&str> = parsed
+        .keys
+        .iter()
+        .filter_map(|k| k.kid.as_deref())
+        .chain(parsed.skipped.iter().filter_map(|k| k.kid.as_deref()))
+        .collect();
+    kids.sort_unstable();
+    let shared: Vec<Box<str>> = kids
+        .windows(2)
+        .filter(|pair| pair[0] == pair[1])
+        .map(|pair| Box::from(pair[0]))
+        .collect();
+    if !shared.is_empty() {
+        let (ambiguous, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut parsed.keys)
+            .into_iter()
+            .partition(|key| key.kid.as_ref().is_some_and(|kid| shared.contains(kid)));
+        parsed.keys = kept;
+        parsed
+            .skipped
+            .extend(ambiguous.into_iter().map(|key| SkippedKey {
+                kid: key.kid.as_deref().map(str::to_owned),
+                reason: "another key of the set has the same kid".to_owned(),
+            }));
+    }
+    // A set holding shared secrets beside public keys is refused whole: whoever holds the set
+    // then holds signing power, which a set of public keys must never give.
+    let symmetric = parsed.keys.iter().filter(|key| key.is_symmetric()).count();
+    if symmetric > 0 && symmetric < parsed.keys.len() {
+        return Err("the set mixes shared-secret (oct) keys with public keys".to_owned());
+    }
     Ok(parsed)
 }
 
@@ -243,6 +275,35 @@ mod tests {
         let parsed = parse(&[secret.to_owned()], JwkOrigin::Configured);
         assert_eq!(parsed.keys.len(), 1);
         assert!(parsed.keys[0].verifier(Algorithm::HS256).is_some());
+    }
+
+    #[test]
+    fn no_key_is_used_under_a_kid_that_two_entries_share() {
+        let parsed = parse(
+            &[
+                ed_jwk(r#","kid":"twice""#),
+                ed_jwk(r#","kid":"twice","x":"!!""#).replace(r#""x":"!!""#, r#""y":"!!""#),
+                ed_jwk(r#","kid":"once""#),
+            ],
+            JwkOrigin::Configured,
+        );
+        let kids: Vec<_> = parsed.keys.iter().map(|k| k.kid.as_deref()).collect();
+        assert_eq!(kids, [Some("once")]);
+        assert!(
+            parsed
+                .skipped
+                .iter()
+                .any(|s| s.kid.as_deref() == Some("twice") && s.reason.contains("same kid"))
+        );
+    }
+
+    #[test]
+    fn a_configured_set_mixing_secrets_and_public_keys_is_refused() {
+        let secret =
+            r#"{"kty":"oct","kid":"hmac","k":"MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY"}"#;
+        let text = format!(r#"{{"keys":[{secret},{}]}}"#, ed_jwk(r#","kid":"ed""#));
+        let err = parse_jwks(&text, JwkOrigin::Configured, all()).unwrap_err();
+        assert!(err.contains("mixes"), "{err}");
     }
 
     #[test]
