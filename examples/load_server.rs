@@ -2,7 +2,8 @@
 //!
 //! ```text
 //! load_server plain ADDR                 GET /hello without the layer; also serves GET /jwks
-//! load_server layer ADDR JWKS_URL        GET /hello behind the layer (RS256, iss and aud checked)
+//! load_server layer ADDR JWKS_URL        GET /hello behind the layer (RS256, iss and aud checked);
+//!                                        TOKEN_CACHE=N sets the cache capacity (0: off)
 //! load_server tokens N FILE              writes N distinct RS256 tokens, one per line
 //! load_server memory N CACHE_CAPACITY    verifies N distinct tokens in-process (for /usr/bin/time -v)
 //! load_server profile N                  sends N requests with one token through the layer and a
@@ -190,12 +191,17 @@ async fn main() -> Result<(), Box<dyn Error>> {
             serve(addr, app).await
         }
         ["layer", addr, jwks_url] => {
+            let capacity = match std::env::var("TOKEN_CACHE") {
+                Ok(value) => value.parse()?,
+                Err(_) => tower_jwt_auth::DEFAULT_TOKEN_CACHE_CAPACITY,
+            };
             let layer = JwtAuthLayer::<LoadClaims>::builder()
                 .issuer(
                     Issuer::new(ISSUER)
                         .audience(AUDIENCE)
                         .key(KeySource::jwks_url(jwks_url)),
                 )
+                .token_cache_capacity(capacity)
                 .build()
                 .await?;
             let app = Router::new().route("/hello", get(hello_user)).layer(layer);
