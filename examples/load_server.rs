@@ -122,19 +122,23 @@ fn write_tokens(n: usize, path: &str) -> Result<(), Box<dyn Error>> {
     Ok(())
 }
 
+/// A layer trusting `key` for the load issuer and audience, with a cache of `capacity` tokens.
+async fn layer_with(
+    key: KeySource,
+    capacity: u64,
+) -> Result<JwtAuthLayer<LoadClaims>, Box<dyn Error>> {
+    Ok(JwtAuthLayer::builder()
+        .issuer(Issuer::new(ISSUER).audience(AUDIENCE).key(key))
+        .token_cache_capacity(capacity)
+        .build()
+        .await?)
+}
+
 /// Verifies `n` distinct HS256 tokens through one layer (HS256 so that minting a million tokens
 /// takes seconds; an entry of the cache weighs the same whatever the algorithm).
 async fn memory(n: usize, capacity: u64) -> Result<(), Box<dyn Error>> {
     const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef";
-    let layer = JwtAuthLayer::<LoadClaims>::builder()
-        .issuer(
-            Issuer::new(ISSUER)
-                .audience(AUDIENCE)
-                .key(KeySource::shared_secret(SECRET)),
-        )
-        .token_cache_capacity(capacity)
-        .build()
-        .await?;
+    let layer = layer_with(KeySource::shared_secret(SECRET), capacity).await?;
     let key = EncodingKey::from_secret(SECRET);
     let header = Header::new(J::HS256);
     for i in 0..n {
@@ -149,14 +153,11 @@ async fn memory(n: usize, capacity: u64) -> Result<(), Box<dyn Error>> {
 async fn profile(n: usize) -> Result<(), Box<dyn Error>> {
     use tower::{Layer as _, ServiceExt as _};
     const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef";
-    let layer = JwtAuthLayer::<LoadClaims>::builder()
-        .issuer(
-            Issuer::new(ISSUER)
-                .audience(AUDIENCE)
-                .key(KeySource::shared_secret(SECRET)),
-        )
-        .build()
-        .await?;
+    let layer = layer_with(
+        KeySource::shared_secret(SECRET),
+        tower_jwt_auth::DEFAULT_TOKEN_CACHE_CAPACITY,
+    )
+    .await?;
     let token = jsonwebtoken::encode(
         &Header::new(J::HS256),
         &claims(0),
@@ -195,15 +196,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
                 Ok(value) => value.parse()?,
                 Err(_) => tower_jwt_auth::DEFAULT_TOKEN_CACHE_CAPACITY,
             };
-            let layer = JwtAuthLayer::<LoadClaims>::builder()
-                .issuer(
-                    Issuer::new(ISSUER)
-                        .audience(AUDIENCE)
-                        .key(KeySource::jwks_url(jwks_url)),
-                )
-                .token_cache_capacity(capacity)
-                .build()
-                .await?;
+            let layer = layer_with(KeySource::jwks_url(jwks_url), capacity).await?;
             let app = Router::new().route("/hello", get(hello_user)).layer(layer);
             serve(addr, app).await
         }
