@@ -4,7 +4,7 @@
 use reqwest::Url;
 use serde::Deserialize;
 
-use super::refresh::RefreshPolicy;
+use super::policy::RefreshPolicy;
 use super::remote::{FetchError, Fetched, HttpPolicy, checked_url, fetch};
 
 #[derive(Deserialize)]

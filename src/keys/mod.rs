@@ -3,6 +3,7 @@
 
 mod discovery;
 mod jwk;
+mod policy;
 mod prepared;
 mod refresh;
 mod remote;
@@ -17,10 +18,11 @@ use arc_swap::ArcSwap;
 use tokio::time::Instant;
 
 pub use jwk::SkippedKey;
+pub use policy::RefreshPolicy;
 #[cfg(test)]
 pub(crate) use prepared::KeyMaterial;
 pub(crate) use prepared::{PreparedKey, SignatureKey};
-pub use refresh::{FetchCounts, KeySetStatus, RefreshPolicy};
+pub use refresh::{FetchCounts, KeySetStatus};
 pub(crate) use refresh::{RemoteKeys, RemoteSetup, RemoteSource};
 pub use remote::FetchError;
 pub(crate) use remote::{HttpPolicy, checked_url, default_client};

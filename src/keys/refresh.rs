@@ -15,6 +15,7 @@ use tokio::time::Instant;
 use super::KeySet;
 use super::discovery::discover_jwks_url;
 use super::jwk::{JwkOrigin, SkippedKey, parse_jwks};
+use super::policy::RefreshPolicy;
 use super::prepared::PreparedKey;
 use super::remote::{FetchError, Fetched, HttpPolicy, fetch};
 use crate::algorithm::AlgorithmSet;
@@ -23,158 +24,6 @@ use crate::telemetry;
 /// At most this many unknown `kid`s are remembered between refreshes; past that, the cooldown
 /// alone limits refetches.
 const MAX_UNKNOWN_KIDS: usize = 1024;
-/// The first retry after a failed fetch; doubled on each further failure.
-const FIRST_BACKOFF: Duration = Duration::from_secs(1);
-
-/// How fetched key sets are kept fresh, and the limits of each fetch.
-///
-/// ```
-/// use std::time::Duration;
-/// use tower_jwt_auth::RefreshPolicy;
-///
-/// let policy = RefreshPolicy::default()
-///     .unknown_kid_cooldown(Duration::from_secs(60))
-///     .max_staleness(Duration::from_secs(6 * 3600));
-/// # let _ = policy;
-/// ```
-#[derive(Debug, Clone)]
-#[must_use]
-pub struct RefreshPolicy {
-    pub(crate) min_interval: Duration,
-    pub(crate) max_interval: Duration,
-    pub(crate) fallback_interval: Duration,
-    pub(crate) unknown_kid_cooldown: Duration,
-    pub(crate) unknown_kid_wait: Duration,
-    pub(crate) max_staleness: Duration,
-    pub(crate) max_backoff: Duration,
-    pub(crate) connect_timeout: Duration,
-    pub(crate) fetch_timeout: Duration,
-    pub(crate) max_response_size: usize,
-}
-
-impl Default for RefreshPolicy {
-    fn default() -> Self {
-        Self {
-            min_interval: Duration::from_secs(60),
-            max_interval: Duration::from_secs(24 * 3600),
-            fallback_interval: Duration::from_secs(600),
-            unknown_kid_cooldown: Duration::from_secs(30),
-            unknown_kid_wait: Duration::from_secs(2),
-            max_staleness: Duration::from_secs(24 * 3600),
-            max_backoff: Duration::from_secs(300),
-            connect_timeout: Duration::from_secs(5),
-            fetch_timeout: Duration::from_secs(10),
-            max_response_size: 1024 * 1024,
-        }
-    }
-}
-
-impl RefreshPolicy {
-    /// The shortest refresh interval, whatever `Cache-Control` says. Default: 1 minute.
-    pub fn min_interval(mut self, interval: Duration) -> Self {
-        self.min_interval = interval;
-        self
-    }
-
-    /// The longest refresh interval, whatever `Cache-Control` says. Default: 24 hours.
-    pub fn max_interval(mut self, interval: Duration) -> Self {
-        self.max_interval = interval;
-        self
-    }
-
-    /// The refresh interval when the response has no `Cache-Control: max-age`. Default: 10 minutes.
-    pub fn fallback_interval(mut self, interval: Duration) -> Self {
-        self.fallback_interval = interval;
-        self
-    }
-
-    /// The least time between two refetches caused by tokens with an unknown `kid`, so that
-    /// tokens with random kids can't turn the service into a load generator against the issuer.
-    /// Default: 30 seconds.
-    pub fn unknown_kid_cooldown(mut self, cooldown: Duration) -> Self {
-        self.unknown_kid_cooldown = cooldown;
-        self
-    }
-
-    /// How long a request with an unknown `kid` waits for the refetch it triggered (or joined)
-    /// before it is answered. Default: 2 seconds.
-    pub fn unknown_kid_wait(mut self, wait: Duration) -> Self {
-        self.unknown_kid_wait = wait;
-        self
-    }
-
-    /// How long past its refresh time a key set keeps serving while refreshes fail
-    /// (stale-if-error). Zero fails closed: requests get `503` as soon as a due refresh has not
-    /// succeeded. Default: 24 hours.
-    pub fn max_staleness(mut self, staleness: Duration) -> Self {
-        self.max_staleness = staleness;
-        self
-    }
-
-    /// The longest wait between retries of a failing fetch (exponential backoff with jitter from
-    /// 1 second). Default: 5 minutes.
-    pub fn max_backoff(mut self, backoff: Duration) -> Self {
-        self.max_backoff = backoff;
-        self
-    }
-
-    /// Connect timeout of the built-in HTTP client. Default: 5 seconds.
-    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
-        self.connect_timeout = timeout;
-        self
-    }
-
-    /// Total timeout of each discovery or JWKS request. Default: 10 seconds.
-    pub fn fetch_timeout(mut self, timeout: Duration) -> Self {
-        self.fetch_timeout = timeout;
-        self
-    }
-
-    /// The largest discovery or JWKS response accepted, in bytes. Default: 1 MiB.
-    pub fn max_response_size(mut self, bytes: usize) -> Self {
-        self.max_response_size = bytes;
-        self
-    }
-
-    /// Refuses settings that would make the refresh spin or every fetch fail.
-    pub(crate) fn check(&self) -> Result<(), crate::ConfigError> {
-        let invalid = |name: &'static str| {
-            Err(crate::ConfigError::InvalidSetting {
-                name,
-                reason: "must be more than zero".to_owned(),
-            })
-        };
-        if self.min_interval.is_zero() {
-            return invalid("RefreshPolicy::min_interval");
-        }
-        if self.fetch_timeout.is_zero() {
-            return invalid("RefreshPolicy::fetch_timeout");
-        }
-        if self.connect_timeout.is_zero() {
-            return invalid("RefreshPolicy::connect_timeout");
-        }
-        if self.max_response_size == 0 {
-            return invalid("RefreshPolicy::max_response_size");
-        }
-        Ok(())
-    }
-
-    fn interval(&self, max_age: Option<Duration>) -> Duration {
-        max_age
-            .unwrap_or(self.fallback_interval)
-            .clamp(self.min_interval, self.max_interval.max(self.min_interval))
-    }
-
-    fn backoff(&self, failures: u32) -> Duration {
-        let exponential = FIRST_BACKOFF.saturating_mul(1 << failures.saturating_sub(1).min(20));
-        let capped = exponential
-            .min(self.max_backoff)
-            .max(Duration::from_millis(10));
-        // Full jitter on the upper half, so that replicas don't retry in lockstep.
-        capped / 2 + capped.mul_f64(fastrand::f64() / 2.0)
-    }
-}
-
 /// Where a remote key set comes from.
 #[derive(Debug, Clone)]
 pub(crate) enum RemoteSource {
@@ -654,36 +503,6 @@ mod tests {
         while !task.is_finished() {
             assert!(std::time::Instant::now() < deadline, "the task still runs");
             tokio::task::yield_now().await;
-        }
-    }
-
-    #[test]
-    fn interval_follows_max_age_within_bounds() {
-        let policy = RefreshPolicy::default();
-        assert_eq!(policy.interval(None), Duration::from_secs(600));
-        assert_eq!(
-            policy.interval(Some(Duration::from_secs(3600))),
-            Duration::from_secs(3600)
-        );
-        assert_eq!(
-            policy.interval(Some(Duration::from_secs(5))),
-            Duration::from_secs(60)
-        );
-        assert_eq!(
-            policy.interval(Some(Duration::from_secs(10 * 24 * 3600))),
-            Duration::from_secs(24 * 3600)
-        );
-    }
-
-    #[test]
-    fn backoff_grows_and_is_capped() {
-        let policy = RefreshPolicy::default();
-        for failures in 1..40 {
-            let delay = policy.backoff(failures);
-            let cap = FIRST_BACKOFF
-                .saturating_mul(1 << (failures - 1).min(20))
-                .min(policy.max_backoff);
-            assert!(delay >= cap / 2 && delay <= cap, "{failures}: {delay:?}");
         }
     }
 }

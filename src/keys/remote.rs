@@ -8,7 +8,7 @@ use http::header::{CACHE_CONTROL, ETAG, IF_NONE_MATCH};
 use http::{HeaderValue, StatusCode};
 use reqwest::Url;
 
-use super::refresh::RefreshPolicy;
+use super::policy::RefreshPolicy;
 
 /// Why a fetch failed. The text is for operators (logs, [`ConfigError`](crate::ConfigError)),
 /// never sent to clients.
