@@ -1,0 +1,212 @@
+//! The command line and the environment: what clap parses, and where each value came from.
+
+use super::*;
+
+/// The command line. Every flag can also be set by the environment variable shown in `--help`
+/// and by the config file key of the same name (snake_case; lists take the plural).
+#[derive(Debug, Parser)]
+#[command(
+    name = "gateway",
+    version,
+    about = "A JWT-verifying reverse proxy built on tower-jwt-auth",
+    long_about = "A JWT-verifying reverse proxy built on tower-jwt-auth.\n\n\
+        Requests with a valid bearer token are forwarded to the upstream with the verified claims \
+        in x-auth-* headers; others get 401/403 (RFC 6750). /healthz and /metrics are answered by \
+        the gateway itself.\n\n\
+        Without an upstream and without an issuer or JWKS URL, the gateway starts in demo mode: an \
+        in-process issuer, an echo upstream, and a ready token printed on stdout.\n\n\
+        Settings come from the command line, then GATEWAY_* environment variables, then the \
+        config file (--config), then the defaults. Lists given on the command line or in the \
+        environment (comma-separated) replace the file's list. In the config file each setting \
+        has the flag's name in snake_case, lists in the plural (audiences, required_claims, \
+        public_paths), and scope_rules and claim_headers are tables; more issuers go in \
+        [[issuers]]. See examples/gateway/gateway.example.toml.",
+    after_help = "Examples:\n  \
+        gateway                                    # demo mode\n  \
+        gateway --upstream http://127.0.0.1:9000 --issuer https://auth.example.com/ --audience my-api\n  \
+        gateway --config gateway.toml --listen 0.0.0.0:8080"
+)]
+pub struct Cli {
+    /// TOML config file
+    #[arg(long, env = "GATEWAY_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Address to listen on [default: 127.0.0.1:8080]
+    #[arg(long, env = "GATEWAY_LISTEN", value_name = "ADDR")]
+    pub listen: Option<String>,
+
+    /// Upstream base URL (http); the request path is appended to its path
+    #[arg(long, env = "GATEWAY_UPSTREAM", value_name = "URL")]
+    pub upstream: Option<String>,
+
+    /// Time to wait for the upstream's response headers before answering 504 [default: 30s]
+    #[arg(long, env = "GATEWAY_UPSTREAM_TIMEOUT", value_name = "DURATION")]
+    pub upstream_timeout: Option<String>,
+
+    /// Expected `iss`; alone, the keys are found by discovery from it
+    #[arg(long, env = "GATEWAY_ISSUER", value_name = "URL")]
+    pub issuer: Option<String>,
+
+    /// JWKS URL of the issuer; alone (without --issuer), `iss` is not checked
+    #[arg(long, env = "GATEWAY_JWKS_URL", value_name = "URL")]
+    pub jwks_url: Option<String>,
+
+    /// Accepted audience (`aud`); repeatable; required unless --allow-any-audience
+    #[arg(
+        long = "audience",
+        env = "GATEWAY_AUDIENCE",
+        value_name = "AUD",
+        value_delimiter = ','
+    )]
+    pub audiences: Option<Vec<String>>,
+
+    /// Accept tokens whatever their `aud` (not recommended)
+    #[arg(long, env = "GATEWAY_ALLOW_ANY_AUDIENCE", value_name = "BOOL", num_args = 0..=1,
+        require_equals = true, default_missing_value = "true", value_parser = BoolishValueParser::new())]
+    pub allow_any_audience: Option<bool>,
+
+    /// Required token type (header `typ`), e.g. `at+jwt` for RFC 9068 access tokens
+    #[arg(long, env = "GATEWAY_REQUIRE_TYP", value_name = "TYP")]
+    pub require_typ: Option<String>,
+
+    /// Claim every token must carry; repeatable
+    #[arg(
+        long = "required-claim",
+        env = "GATEWAY_REQUIRED_CLAIM",
+        value_name = "NAME",
+        value_delimiter = ','
+    )]
+    pub required_claims: Option<Vec<String>>,
+
+    /// Path prefix served without authentication; repeatable
+    #[arg(
+        long = "public-path",
+        env = "GATEWAY_PUBLIC_PATH",
+        value_name = "PREFIX",
+        value_delimiter = ','
+    )]
+    pub public_paths: Option<Vec<String>>,
+
+    /// Scopes a path prefix requires, e.g. `/admin=admin` or `/reports=read write`; repeatable
+    #[arg(
+        long = "scope-rule",
+        env = "GATEWAY_SCOPE_RULE",
+        value_name = "PREFIX=SCOPES",
+        value_delimiter = ','
+    )]
+    pub scope_rules: Option<Vec<String>>,
+
+    /// Claim forwarded to the upstream in a header, e.g. `email=x-auth-email`; repeatable
+    #[arg(
+        long = "claim-header",
+        env = "GATEWAY_CLAIM_HEADER",
+        value_name = "CLAIM=HEADER",
+        value_delimiter = ','
+    )]
+    pub claim_headers: Option<Vec<String>>,
+
+    /// Header carrying the whole verified payload (base64url JSON) to the upstream [default: none]
+    #[arg(long, env = "GATEWAY_CLAIMS_HEADER", value_name = "HEADER")]
+    pub claims_header: Option<String>,
+
+    /// Pass the client's Authorization header on to the upstream [default: false, it is removed]
+    #[arg(long, env = "GATEWAY_FORWARD_AUTHORIZATION", value_name = "BOOL", num_args = 0..=1,
+        require_equals = true, default_missing_value = "true", value_parser = BoolishValueParser::new())]
+    pub forward_authorization: Option<bool>,
+
+    /// Allow plain-http JWKS and discovery URLs to non-loopback hosts (trusted networks only)
+    #[arg(long, env = "GATEWAY_ALLOW_INSECURE_HTTP", value_name = "BOOL", num_args = 0..=1,
+        require_equals = true, default_missing_value = "true", value_parser = BoolishValueParser::new())]
+    pub allow_insecure_http: Option<bool>,
+
+    /// Start even if the keys can't be fetched yet (503 and /healthz 503 until they are)
+    #[arg(long, env = "GATEWAY_START_WITHOUT_KEYS", value_name = "BOOL", num_args = 0..=1,
+        require_equals = true, default_missing_value = "true", value_parser = BoolishValueParser::new())]
+    pub start_without_keys: Option<bool>,
+
+    /// Clock skew tolerated on exp, nbf and iat [default: 60s]
+    #[arg(long, env = "GATEWAY_LEEWAY", value_name = "DURATION")]
+    pub leeway: Option<String>,
+
+    /// `realm` of the WWW-Authenticate challenges [default: none]
+    #[arg(long, env = "GATEWAY_REALM", value_name = "REALM")]
+    pub realm: Option<String>,
+
+    /// How long in-flight requests may take to finish on SIGINT/SIGTERM [default: 30s]
+    #[arg(long, env = "GATEWAY_SHUTDOWN_TIMEOUT", value_name = "DURATION")]
+    pub shutdown_timeout: Option<String>,
+
+    /// Log format: `text` or `json` (filter with RUST_LOG) [default: text]
+    #[arg(long, env = "GATEWAY_LOG_FORMAT", value_name = "FORMAT")]
+    pub log_format: Option<String>,
+}
+
+/// The parsed command line, and which of its values came from the environment.
+#[derive(Debug)]
+pub struct Args {
+    pub(super) cli: Cli,
+    from_env: HashSet<String>,
+}
+
+impl Args {
+    /// Parses the process's arguments and environment; exits on `--help`, `--version` and
+    /// malformed flags, as clap does.
+    pub fn parse() -> Self {
+        let matches = Cli::command().get_matches();
+        match Self::from_matches(&matches) {
+            Ok(args) => args,
+            Err(err) => err.exit(),
+        }
+    }
+
+    /// Parses `args` (the first is the program name) and the process's environment.
+    #[cfg_attr(not(test), allow(dead_code))]
+    pub fn try_parse_from<I, T>(args: I) -> Result<Self, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        Self::from_matches(&Cli::command().try_get_matches_from(args)?)
+    }
+
+    fn from_matches(matches: &clap::ArgMatches) -> Result<Self, clap::Error> {
+        let from_env = matches
+            .ids()
+            .filter(|id| matches.value_source(id.as_str()) == Some(ValueSource::EnvVariable))
+            .map(|id| id.as_str().to_owned())
+            .collect();
+        Ok(Self {
+            cli: Cli::from_arg_matches(matches)?,
+            from_env,
+        })
+    }
+
+    /// How to name the setting `id` (a `Cli` field) whose value came from the command line or
+    /// the environment: `--flag` or `GATEWAY_VAR`.
+    pub(super) fn origin(&self, id: &str) -> String {
+        let command = Cli::command();
+        let Some(arg) = command.get_arguments().find(|arg| arg.get_id() == id) else {
+            return id.to_owned();
+        };
+        match (self.from_env.contains(id), arg.get_env()) {
+            (true, Some(var)) => var.to_string_lossy().into_owned(),
+            _ => format!("--{}", arg.get_long().unwrap_or(id)),
+        }
+    }
+}
+
+/// `GATEWAY_*` variables in `vars` that no setting reads, most likely misspelt.
+pub fn unknown_env_vars(vars: impl IntoIterator<Item = String>) -> Vec<String> {
+    let command = Cli::command();
+    let known: HashSet<String> = command
+        .get_arguments()
+        .filter_map(|arg| arg.get_env())
+        .map(|var| var.to_string_lossy().into_owned())
+        .collect();
+    let mut unknown: Vec<String> = vars
+        .into_iter()
+        .filter(|var| var.starts_with("GATEWAY_") && !known.contains(var))
+        .collect();
+    unknown.sort();
+    unknown
+}
