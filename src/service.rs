@@ -85,15 +85,16 @@ where
             outcome = tracing::field::Empty,
             cause = tracing::field::Empty
         );
-        let _entered = span.enter();
-        let failure = match self.layer.authenticate(&mut request) {
+        let failure = match span.in_scope(|| self.layer.authenticate(&mut request)) {
             Ok(()) => {
                 span.record("outcome", "accepted");
                 telemetry::request_accepted();
+                // The inner service runs outside the span: its work is not the layer's.
                 return ResponseFuture::inner(self.inner.call(request));
             }
             Err(failure) => failure,
         };
+        let _entered = span.enter();
         match wait_for_keys(failure) {
             Ok(wait) => {
                 span.record("outcome", "awaiting_keys");
