@@ -208,11 +208,12 @@ struct RemoteContext {
 }
 
 impl RemoteContext {
+    /// The layer's shared client (a cheap handle to one connection pool).
     fn client(&self) -> Result<reqwest::Client, ConfigError> {
-        match &self.client {
-            Some(client) => Ok(client.clone()),
-            None => default_client(&self.policy).map_err(ConfigError::HttpClient),
-        }
+        self.client.clone().ok_or(ConfigError::InvalidSetting {
+            name: "http_client",
+            reason: "no HTTP client for a remote key source".to_owned(),
+        })
     }
 }
 
@@ -461,8 +462,16 @@ where
                 return Err(ConfigError::NoRuntime);
             }
         }
+        // One client for every issuer's discovery and JWKS requests (connection pool included).
+        let client = match (self.http_client, has_remote) {
+            (Some(client), _) => Some(client),
+            (None, true) => {
+                Some(default_client(&self.refresh_policy).map_err(ConfigError::HttpClient)?)
+            }
+            (None, false) => None,
+        };
         let remote = RemoteContext {
-            client: self.http_client,
+            client,
             policy: self.refresh_policy,
             http_policy: self.http_policy,
             wait_for_keys: !self.start_without_keys,
