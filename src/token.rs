@@ -155,30 +155,55 @@ fn from_source<'r>(
 }
 
 /// RFC 6750 §2.1: `b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="`.
+///
+/// Every byte is classified with comparisons only and the results are and-ed without an early
+/// exit, so the compiler checks many bytes per instruction (the length is bounded by
+/// `max_token_len` before the claims are ever read, and by the header size limit before that).
 fn is_b64token(token: &[u8]) -> bool {
     let padding = token.iter().rev().take_while(|b| **b == b'=').count();
     let body = &token[..token.len() - padding];
-    !body.is_empty() && body.iter().all(|b| B64TOKEN[usize::from(*b)])
+    !body.is_empty()
+        && body
+            .iter()
+            .fold(true, |valid, &byte| valid & is_b64token_char(byte))
 }
 
-/// The characters of RFC 6750's `b64token` (besides the trailing `=`), by byte value: one table
-/// lookup per character on the hot path.
-static B64TOKEN: [bool; 256] = {
-    let mut table = [false; 256];
-    let mut byte = 0;
-    while byte < 256 {
-        let b = byte as u8;
-        table[byte] =
-            b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/');
-        byte += 1;
-    }
-    table
-};
+/// A `b64token` character other than the trailing `=`.
+#[inline(always)]
+fn is_b64token_char(byte: u8) -> bool {
+    // Setting bit 5 maps `A`-`Z` onto `a`-`z` and nothing else onto that range.
+    let letter = (byte | 0x20).wrapping_sub(b'a') < 26;
+    let digit = byte.wrapping_sub(b'0') < 10;
+    letter
+        | digit
+        | (byte == b'-')
+        | (byte == b'.')
+        | (byte == b'_')
+        | (byte == b'~')
+        | (byte == b'+')
+        | (byte == b'/')
+}
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use http::HeaderValue;
+
+    #[test]
+    fn b64token_characters_are_exactly_those_of_rfc_6750() {
+        for byte in 0..=u8::MAX {
+            let expected = byte.is_ascii_alphanumeric()
+                || matches!(byte, b'-' | b'.' | b'_' | b'~' | b'+' | b'/');
+            assert_eq!(is_b64token_char(byte), expected, "byte {byte:#04x}");
+            // Anywhere in a long token, one bad byte spoils it.
+            let mut token = vec![b'a'; 100];
+            token[57] = byte;
+            assert_eq!(is_b64token(&token), expected, "byte {byte:#04x} at 57");
+        }
+        assert!(is_b64token(b"a.b.c=="));
+        assert!(!is_b64token(b"=="));
+        assert!(!is_b64token(b"a=b"));
+    }
 
     fn extractor(extra: Vec<TokenSource>) -> TokenExtractor {
         TokenExtractor {
