@@ -5,7 +5,10 @@
 //! - `b_layer_miss`: a request through the whole layer (`tower::ServiceExt::oneshot` on a no-op
 //!   service) with a different token each iteration, so the verified-token cache never hits (and,
 //!   once its small capacity is reached, each insertion evicts);
-//! - `c_layer_hit`: the same token every iteration.
+//! - `c_layer_hit`: the same token every iteration;
+//! - `e_signature_only`: the floor, aws-lc-rs checking the signature of each token of the pool
+//!   with a key prepared once (no parsing, no claims): `b_layer_miss` minus this is the layer's
+//!   own work on a miss.
 //!
 //! And `unknown_kid/d_layer_cooldown`: tokens naming kids the fetched key set lacks, while the
 //! refetch cooldown runs (no fetch may happen).
@@ -226,6 +229,15 @@ fn bench_algorithms(c: &mut Criterion) {
                 elapsed
             })
         });
+        let floor = signature_floor(&case, &pool);
+        let mut next = 0;
+        group.bench_function("e_signature_only", |b| {
+            b.iter(|| {
+                next = (next + 1) % POOL;
+                let (message, signature) = &floor.split[next];
+                assert!(floor.verify(message, signature));
+            })
+        });
         let layer = build(tower_jwt_auth::DEFAULT_TOKEN_CACHE_CAPACITY);
         let repeated = &headers[0];
         group.bench_function("c_layer_hit", |b| {
@@ -236,6 +248,73 @@ fn bench_algorithms(c: &mut Criterion) {
         });
         group.finish();
     }
+}
+
+/// A key prepared once with aws-lc-rs, and each token split into its signing input and decoded
+/// signature: the cryptographic floor of a verification.
+struct Floor {
+    key: Result<aws_lc_rs::signature::ParsedPublicKey, aws_lc_rs::hmac::Key>,
+    split: Vec<(Vec<u8>, Vec<u8>)>,
+}
+
+impl Floor {
+    fn verify(&self, message: &[u8], signature: &[u8]) -> bool {
+        match &self.key {
+            Ok(key) => key.verify_sig(message, signature).is_ok(),
+            Err(key) => aws_lc_rs::hmac::verify(key, message, signature).is_ok(),
+        }
+    }
+}
+
+fn signature_floor(case: &Case, pool: &[String]) -> Floor {
+    use aws_lc_rs::signature;
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let public = |name: &str| {
+        let der = DecodingKey::from_ec_pem(&key_file(name))
+            .or_else(|_| DecodingKey::from_rsa_pem(&key_file(name)))
+            .or_else(|_| DecodingKey::from_ed_pem(&key_file(name)))
+            .unwrap();
+        der.try_get_as_bytes().unwrap().to_vec()
+    };
+    let key = match case.alg {
+        J::HS256 => Err(aws_lc_rs::hmac::Key::new(
+            aws_lc_rs::hmac::HMAC_SHA256,
+            SECRET,
+        )),
+        J::RS256 => Ok(signature::ParsedPublicKey::new(
+            &signature::RSA_PKCS1_2048_8192_SHA256,
+            public("rsa-a.pub.pem"),
+        )
+        .unwrap()),
+        J::PS256 => Ok(signature::ParsedPublicKey::new(
+            &signature::RSA_PSS_2048_8192_SHA256,
+            public("rsa-a.pub.pem"),
+        )
+        .unwrap()),
+        J::ES256 => Ok(signature::ParsedPublicKey::new(
+            &signature::ECDSA_P256_SHA256_FIXED,
+            public("ec-p256.pub.pem"),
+        )
+        .unwrap()),
+        J::ES384 => Ok(signature::ParsedPublicKey::new(
+            &signature::ECDSA_P384_SHA384_FIXED,
+            public("ec-p384.pub.pem"),
+        )
+        .unwrap()),
+        _ => Ok(
+            signature::ParsedPublicKey::new(&signature::ED25519, public("ed25519.pub.pem"))
+                .unwrap(),
+        ),
+    };
+    let split = pool
+        .iter()
+        .map(|token| {
+            let (input, signature) = token.rsplit_once('.').unwrap();
+            (input.as_bytes().to_vec(), b64.decode(signature).unwrap())
+        })
+        .collect();
+    Floor { key, split }
 }
 
 /// A loopback JWKS server with one RSA key, for the unknown-kid case.
