@@ -3,22 +3,30 @@
 #   (1) without the layer,
 #   (2) with the layer and one repeated RS256 token (verified-token cache hits),
 #   (3) with the layer and $TOKENS distinct RS256 tokens rotated by a wrk Lua script (misses),
+#   (3c) the same with the verified-token cache switched off (every request a miss, whatever the
+#        cache's eviction policy keeps of the rotation),
 #   (4) protected by jwt-authorizer 0.15 (axum 0.7) with the same tokens and JWKS,
 #   (5) jwt-authorizer with the one repeated token, for reference.
 # Every server runs on loopback with its keys from the same JWKS (served by (1)).
 #
-# Needs: cargo, wrk (installed with apt-get when missing), network access to crates.io the first
-# time (the peer is built in $SCRATCH, outside the repository, and never committed).
+# Each run reports requests per second, the server's own CPU time per request (user + system, from
+# /proc/PID/stat: what a request costs the server, whatever else the machine is doing) and the
+# machine's idle cores during the run (a server that leaves cores idle under load is waiting on
+# something). ROUNDS rounds of all the runs are interleaved and the medians reported, so that a
+# slow moment of a shared machine does not land on one server only.
 #
-# PIN=1 (default): the servers run on one core (SERVER_CPU, one Tokio worker) and wrk on another
-# (CLIENT_CPU), so that the load generator takes no CPU from the server: this compares the CPU cost
-# of a request. PIN=0: servers and wrk share every core (servers with a worker per core, wrk with
-# THREADS=2): this also shows how verification scales across cores.
+# Needs: cargo, wrk (installed with apt-get when missing), curl, network access to crates.io the
+# first time (the peer is built in $SCRATCH, outside the repository, and never committed).
 #
-# Usage: benches/load.sh   (PIN=1 DURATION=10s CONNECTIONS=64 TOKENS=100000 SERVER_CPU=1 CLIENT_CPU=0)
+# PIN=0 (default): servers and wrk share every core (servers with a worker per core, wrk with
+# THREADS=2). PIN=1: the servers run on one core (SERVER_CPU, one Tokio worker) and wrk on another
+# (CLIENT_CPU), so that the load generator takes no CPU from the server.
+#
+# Usage: benches/load.sh   (PIN=0 ROUNDS=3 DURATION=10s CONNECTIONS=64 TOKENS=100000)
 set -euo pipefail
 
-PIN=${PIN:-1}
+PIN=${PIN:-0}
+ROUNDS=${ROUNDS:-3}
 DURATION=${DURATION:-10s}
 CONNECTIONS=${CONNECTIONS:-64}
 if [ "$PIN" = 1 ]; then THREADS=${THREADS:-1}; else THREADS=${THREADS:-2}; fi
@@ -39,7 +47,11 @@ fi
 PLAIN=127.0.0.1:18080
 LAYER=127.0.0.1:18081
 PEER=127.0.0.1:18082
+LAYER_NO_CACHE=127.0.0.1:18083
 
+for tool in curl awk sort; do
+    command -v "$tool" >/dev/null || { echo "$tool is needed" >&2; exit 1; }
+done
 if ! command -v wrk >/dev/null; then
     echo "installing wrk" >&2
     if [ "$(id -u)" = 0 ]; then apt-get install -y wrk >/dev/null; else sudo apt-get install -y wrk >/dev/null; fi
@@ -73,16 +85,23 @@ codegen-units = 1
 EOF
 cat > "$PEER_DIR/src/main.rs" <<'EOF'
 use axum::{routing::get, Router};
-use jwt_authorizer::{Authorizer, IntoLayer, JwtAuthorizer, JwtClaims, Validation};
+use jwt_authorizer::{Authorizer, IntoLayer, JwtAuthorizer, Validation};
 use serde::Deserialize;
 
+// Decoded from every token (and put in the request) by the authorizer, as with the layer.
 #[derive(Debug, Clone, Deserialize)]
+#[allow(dead_code)]
 struct LoadClaims {
+    iss: String,
+    aud: String,
     sub: String,
+    exp: i64,
+    iat: i64,
 }
 
-async fn hello(JwtClaims(claims): JwtClaims<LoadClaims>) -> String {
-    format!("hello {}", claims.sub)
+// The same route as the other servers'.
+async fn hello() -> &'static str {
+    "hello"
 }
 
 #[tokio::main]
@@ -156,45 +175,86 @@ wait_for() {
     done
 }
 
-"${ON_SERVER_CPU[@]}" "$SERVER" plain "$PLAIN" 2>/dev/null & PIDS+=($!)
+"${ON_SERVER_CPU[@]}" "$SERVER" plain "$PLAIN" 2>/dev/null & PIDS+=($!); PLAIN_PID=$!
 wait_for "http://$PLAIN/jwks"
-"${ON_SERVER_CPU[@]}" "$SERVER" layer "$LAYER" "http://$PLAIN/jwks" 2>/dev/null & PIDS+=($!)
-"${ON_SERVER_CPU[@]}" "$PEER_BIN" "$PEER" "http://$PLAIN/jwks" 2>/dev/null & PIDS+=($!)
+"${ON_SERVER_CPU[@]}" "$SERVER" layer "$LAYER" "http://$PLAIN/jwks" 2>/dev/null & PIDS+=($!); LAYER_PID=$!
+TOKEN_CACHE=0 "${ON_SERVER_CPU[@]}" "$SERVER" layer "$LAYER_NO_CACHE" "http://$PLAIN/jwks" 2>/dev/null &
+PIDS+=($!); LAYER_NO_CACHE_PID=$!
+"${ON_SERVER_CPU[@]}" "$PEER_BIN" "$PEER" "http://$PLAIN/jwks" 2>/dev/null & PIDS+=($!); PEER_PID=$!
 wait_for "http://$LAYER/hello"
+wait_for "http://$LAYER_NO_CACHE/hello"
 wait_for "http://$PEER/hello"
 
-for url in "http://$LAYER/hello" "http://$PEER/hello"; do
+for url in "http://$LAYER/hello" "http://$LAYER_NO_CACHE/hello" "http://$PEER/hello"; do
     status=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $ONE_TOKEN" "$url")
     [ "$status" = 200 ] || { echo "$url answered $status to a valid token" >&2; exit 1; }
 done
 
-run() { # name, url, then wrk options, then optionally `--` and the Lua script's arguments
-    local name=$1 url=$2; shift 2
+TICKS=$(getconf CLK_TCK)
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+idle_ticks() { awk '/^cpu / {print $5 + $6}' /proc/stat; }
+
+run() { # name, server pid, url, then wrk options, then optionally `--` and the Lua script's arguments
+    local name=$1 pid=$2 url=$3; shift 3
     local options=() script_args=()
     while [ $# -gt 0 ] && [ "$1" != -- ]; do options+=("$1"); shift; done
     if [ $# -gt 0 ]; then shift; script_args=("$@"); fi
-    local rps
-    rps=$("${ON_CLIENT_CPU[@]}" wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency "${options[@]}" "$url" \
-        ${script_args[@]+-- "${script_args[@]}"} \
-        | tee "$SCRATCH/$name.txt" | awk '/Requests\/sec/ {print $2}')
-    echo "$name $rps"
+    local cpu0 idle0 start out cpu1 idle1 elapsed
+    cpu0=$(cpu_ticks "$pid"); idle0=$(idle_ticks); start=$(date +%s.%N)
+    out=$("${ON_CLIENT_CPU[@]}" wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency "${options[@]}" "$url" \
+        ${script_args[@]+-- "${script_args[@]}"})
+    cpu1=$(cpu_ticks "$pid"); idle1=$(idle_ticks)
+    elapsed=$(awk -v s="$start" -v e="$(date +%s.%N)" 'BEGIN {print e - s}')
+    echo "$out" >>"$SCRATCH/$name.txt"
+    echo "$out" | awk -v name="$name" -v ticks="$TICKS" -v cpu="$((cpu1 - cpu0))" \
+        -v idle="$((idle1 - idle0))" -v elapsed="$elapsed" '
+        /requests in/ { requests = $1 }
+        /Requests\/sec/ { rps = $2 }
+        /Non-2xx/ { bad = $NF }
+        END {
+            if (bad > 0 || requests == 0) { print name ": " bad " failed requests" > "/dev/stderr"; exit 1 }
+            printf "%s %.0f %.1f %.2f\n", name, rps, cpu / ticks * 1e6 / requests, idle / ticks / elapsed
+        }'
 }
 
 if [ "$PIN" = 1 ]; then placement="servers on CPU $SERVER_CPU, wrk on CPU $CLIENT_CPU"; else placement="unpinned"; fi
-echo "wrk -t$THREADS -c$CONNECTIONS -d$DURATION, $TOKENS tokens, $placement; raw outputs in $SCRATCH" >&2
-{
+echo "wrk -t$THREADS -c$CONNECTIONS -d$DURATION, $TOKENS tokens, $placement, $ROUNDS rounds; raw outputs in $SCRATCH" >&2
+rm -f "$SCRATCH"/[0-9]*_*.txt
+LUA=(-s "$SCRATCH/tokens.lua")
+for round in $(seq "$ROUNDS"); do
+    echo "round $round" >&2
     # The plain server gets the same header (and ignores it), so that only the layer differs.
-    run 1_plain "http://$PLAIN/hello" -H "Authorization: Bearer $ONE_TOKEN"
-    run 2_layer_one_token "http://$LAYER/hello" -H "Authorization: Bearer $ONE_TOKEN"
-    run 3_layer_distinct_tokens "http://$LAYER/hello" -s "$SCRATCH/tokens.lua" -- "$TOKEN_FILE" "$THREADS"
-    run 4_peer_distinct_tokens "http://$PEER/hello" -s "$SCRATCH/tokens.lua" -- "$TOKEN_FILE" "$THREADS"
-    run 5_peer_one_token "http://$PEER/hello" -H "Authorization: Bearer $ONE_TOKEN"
-} | tee "$SCRATCH/summary.txt"
+    run 1_plain "$PLAIN_PID" "http://$PLAIN/hello" -H "Authorization: Bearer $ONE_TOKEN"
+    run 2_layer_one_token "$LAYER_PID" "http://$LAYER/hello" -H "Authorization: Bearer $ONE_TOKEN"
+    run 3_layer_distinct_tokens "$LAYER_PID" "http://$LAYER/hello" "${LUA[@]}" -- "$TOKEN_FILE" "$THREADS"
+    run 3c_layer_no_cache "$LAYER_NO_CACHE_PID" "http://$LAYER_NO_CACHE/hello" "${LUA[@]}" -- "$TOKEN_FILE" "$THREADS"
+    run 4_peer_distinct_tokens "$PEER_PID" "http://$PEER/hello" "${LUA[@]}" -- "$TOKEN_FILE" "$THREADS"
+    run 5_peer_one_token "$PEER_PID" "http://$PEER/hello" -H "Authorization: Bearer $ONE_TOKEN"
+done | tee "$SCRATCH/rounds.txt"
 
-awk '
-    { rps[$1] = $2 }
-    END {
-        printf "(2)/(1) layer, one token / no layer:          %.2f\n", rps["2_layer_one_token"] / rps["1_plain"]
-        printf "(3)/(4) layer / jwt-authorizer, distinct:     %.2f\n", rps["3_layer_distinct_tokens"] / rps["4_peer_distinct_tokens"]
-        printf "(2)/(5) layer / jwt-authorizer, one token:    %.2f\n", rps["2_layer_one_token"] / rps["5_peer_one_token"]
-    }' "$SCRATCH/summary.txt"
+# Medians over the rounds, per run and per column.
+median() { # column of rounds.txt; prints "name median" per run
+    awk -v col="$1" '{print $1, $col}' "$SCRATCH/rounds.txt" | sort -k1,1 -k2,2g | awk '
+        { values[$1] = values[$1] " " $2; count[$1]++ }
+        END {
+            for (name in values) {
+                n = split(substr(values[name], 2), v, " ")
+                m = (n % 2) ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2
+                print name, m
+            }
+        }' | sort
+}
+join <(median 2) <(median 3) | join - <(median 4) >"$SCRATCH/summary.txt"
+{
+    echo "run                         req/s   CPU µs/request   idle cores   (medians of $ROUNDS rounds)"
+    awk '{printf "%-26s %7.0f %16.1f %12.2f\n", $1, $2, $3, $4}' "$SCRATCH/summary.txt"
+    awk '
+        { rps[$1] = $2; cpu[$1] = $3 }
+        END {
+            printf "\n%-48s %10s %16s\n", "ratio", "req/s", "req/CPU-s"
+            printf "%-48s %10.2f %16.2f\n", "(2)/(1)  layer, one token / no layer", rps["2_layer_one_token"] / rps["1_plain"], cpu["1_plain"] / cpu["2_layer_one_token"]
+            printf "%-48s %10.2f %16.2f\n", "(3)/(4)  layer / jwt-authorizer, distinct", rps["3_layer_distinct_tokens"] / rps["4_peer_distinct_tokens"], cpu["4_peer_distinct_tokens"] / cpu["3_layer_distinct_tokens"]
+            printf "%-48s %10.2f %16.2f\n", "(3c)/(4) layer, no cache / jwt-authorizer", rps["3c_layer_no_cache"] / rps["4_peer_distinct_tokens"], cpu["4_peer_distinct_tokens"] / cpu["3c_layer_no_cache"]
+            printf "%-48s %10.2f %16.2f\n", "(2)/(5)  layer / jwt-authorizer, one token", rps["2_layer_one_token"] / rps["5_peer_one_token"], cpu["5_peer_one_token"] / cpu["2_layer_one_token"]
+        }' "$SCRATCH/summary.txt"
+} | tee "$SCRATCH/report.txt"

@@ -8,6 +8,8 @@
 //! load_server memory N CACHE_CAPACITY    verifies N distinct tokens in-process (for /usr/bin/time -v)
 //! load_server profile N                  sends N requests with one token through the layer and a
 //!                                        no-op service (for valgrind --tool=callgrind)
+//! load_server profile-miss FILE N        (TOKEN_CACHE as above) the same with the distinct RS256 tokens of FILE (written by
+//!                                        `tokens`), N requests in all (for perf record)
 //! ```
 //!
 //! The keys are the test keys checked in under `tests/keys/`; the issuer is
@@ -23,7 +25,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::{Algorithm as J, EncodingKey, Header};
 use serde::{Deserialize, Serialize};
-use tower_jwt_auth::{Claims, Issuer, JwtAuthLayer, KeySource};
+use tower_jwt_auth::{Issuer, JwtAuthLayer, KeySource};
 
 const ISSUER: &str = "https://issuer.load.test/";
 const AUDIENCE: &str = "load-api";
@@ -75,10 +77,6 @@ fn jwks() -> Result<String, Box<dyn Error>> {
 
 async fn hello() -> &'static str {
     "hello"
-}
-
-async fn hello_user(Claims(claims): Claims<LoadClaims>) -> String {
-    format!("hello {}", claims.sub)
 }
 
 async fn serve(addr: &str, app: Router) -> Result<(), Box<dyn Error>> {
@@ -179,6 +177,43 @@ async fn profile(n: usize) -> Result<(), Box<dyn Error>> {
     Ok(())
 }
 
+/// The cache capacity: `TOKEN_CACHE` if set, else the default.
+fn cache_capacity() -> Result<u64, Box<dyn Error>> {
+    Ok(match std::env::var("TOKEN_CACHE") {
+        Ok(value) => value.parse()?,
+        Err(_) => tower_jwt_auth::DEFAULT_TOKEN_CACHE_CAPACITY,
+    })
+}
+
+/// The request path of cache misses: the distinct RS256 tokens of `path`, `n` requests in all.
+async fn profile_miss(path: &str, n: usize) -> Result<(), Box<dyn Error>> {
+    use tower::{Layer as _, ServiceExt as _};
+    let key = KeySource::public_key_pem(key_file("rsa-a.pub.pem")?).with_kid(KID);
+    let layer = layer_with(key, cache_capacity()?).await?;
+    let headers = std::fs::read_to_string(path)?
+        .lines()
+        .map(|token| http::HeaderValue::try_from(format!("Bearer {token}")))
+        .collect::<Result<Vec<_>, _>>()?;
+    if headers.is_empty() {
+        return Err(format!("{path} holds no tokens").into());
+    }
+    let start = std::time::Instant::now();
+    for authorization in headers.iter().cycle().take(n) {
+        let service = layer.layer(tower::service_fn(|_: http::Request<()>| async {
+            Ok::<_, std::convert::Infallible>(http::Response::new(()))
+        }));
+        let request = http::Request::get("/")
+            .header(http::header::AUTHORIZATION, authorization.clone())
+            .body(())?;
+        let response = service.oneshot(request).await?;
+        if response.status() != http::StatusCode::OK {
+            return Err(format!("status {}", response.status()).into());
+        }
+    }
+    eprintln!("{:.2?} per request", start.elapsed() / n.max(1) as u32);
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -192,17 +227,16 @@ async fn main() -> Result<(), Box<dyn Error>> {
             serve(addr, app).await
         }
         ["layer", addr, jwks_url] => {
-            let capacity = match std::env::var("TOKEN_CACHE") {
-                Ok(value) => value.parse()?,
-                Err(_) => tower_jwt_auth::DEFAULT_TOKEN_CACHE_CAPACITY,
-            };
-            let layer = layer_with(KeySource::jwks_url(jwks_url), capacity).await?;
-            let app = Router::new().route("/hello", get(hello_user)).layer(layer);
+            let layer = layer_with(KeySource::jwks_url(jwks_url), cache_capacity()?).await?;
+            // The same route as `plain`: the layer still decodes every token's claims into
+            // `LoadClaims` and puts them in the request, as it would for any handler.
+            let app = Router::new().route("/hello", get(hello)).layer(layer);
             serve(addr, app).await
         }
         ["tokens", n, path] => write_tokens(n.parse()?, path),
         ["memory", n, capacity] => memory(n.parse()?, capacity.parse()?).await,
         ["profile", n] => profile(n.parse()?).await,
-        _ => Err("usage: load_server plain ADDR | layer ADDR JWKS_URL | tokens N FILE | memory N CACHE_CAPACITY".into()),
+        ["profile-miss", path, n] => profile_miss(path, n.parse()?).await,
+        _ => Err("usage: load_server plain ADDR | layer ADDR JWKS_URL | tokens N FILE | memory N CACHE_CAPACITY | profile N | profile-miss FILE N".into()),
     }
 }
