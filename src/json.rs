@@ -74,11 +74,47 @@ impl<'a> JsonObject<'a> {
         match self.raw(name) {
             None => Ok(None),
             Some(raw) => {
+                if let Some(plain) = plain_string(raw.get()) {
+                    return Ok(Some(Cow::Borrowed(plain)));
+                }
                 let BorrowedStr(value) = serde_json::from_str(raw.get()).map_err(|_| ())?;
                 Ok(Some(value))
             }
         }
     }
+
+    /// Decodes a member that is usually an integer (a `NumericDate`): plain integers are read
+    /// directly, anything else goes through `T`'s own deserialization.
+    pub(crate) fn get_integer_or<T: DeserializeOwned>(
+        &self,
+        name: &str,
+        from_integer: impl FnOnce(i64) -> T,
+    ) -> Result<Option<T>, ()> {
+        match self.raw(name) {
+            None => Ok(None),
+            Some(raw) => match plain_integer(raw.get()) {
+                Some(value) => Ok(Some(from_integer(value))),
+                None => serde_json::from_str(raw.get()).map(Some).map_err(|_| ()),
+            },
+        }
+    }
+}
+
+/// The text of a raw JSON string value that has no escape, without its quotes. Such a value,
+/// already validated by the parser that delimited it, means exactly its text.
+fn plain_string(raw: &str) -> Option<&str> {
+    let inner = raw.strip_prefix('"')?.strip_suffix('"')?;
+    (!inner.contains('\\')).then_some(inner)
+}
+
+/// A raw JSON number that is a plain integer fitting an `i64` (at most 18 digits, so that it can't
+/// overflow), read without serde.
+fn plain_integer(raw: &str) -> Option<i64> {
+    let digits = raw.strip_prefix('-').unwrap_or(raw);
+    if digits.is_empty() || digits.len() > 18 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    raw.parse().ok()
 }
 
 /// The members in document order, duplicates included (they are detected after sorting).
@@ -195,6 +231,49 @@ mod tests {
         assert!(object.get::<serde_json::Value>("a").is_err());
         let deep_top = format!("{}1{}", "[".repeat(100_000), "]".repeat(100_000));
         assert!(JsonObject::parse(&deep_top).is_err());
+    }
+
+    #[test]
+    fn fast_paths_read_what_serde_would() {
+        let text = r#"{"a":"plain","b":"esc\u0061ped","c":1700000000,"d":-5,"e":1.5e3,"f":"1","g":12345678901234567890,"h":null,"i":007}"#;
+        let object = JsonObject::parse(text);
+        // A leading zero is not JSON: the whole object is refused before any member is read.
+        assert!(object.is_err());
+        let text = text.replace(r#","i":007"#, "");
+        let object = JsonObject::parse(&text).unwrap();
+        assert!(matches!(
+            object.get_str("a"),
+            Ok(Some(Cow::Borrowed("plain")))
+        ));
+        assert_eq!(object.get_str("b").unwrap().as_deref(), Some("escaped"));
+        assert_eq!(object.get_str("c"), Err(()));
+        assert_eq!(object.get_str("h"), Err(()));
+        let date = |name| object.get_integer_or(name, crate::claims::NumericDate);
+        assert_eq!(
+            date("c"),
+            Ok(Some(crate::claims::NumericDate(1_700_000_000)))
+        );
+        assert_eq!(date("d"), Ok(Some(crate::claims::NumericDate(-5))));
+        // Not plain integers: serde decides, as it would without the fast path.
+        assert_eq!(date("e"), Ok(Some(crate::claims::NumericDate(1500))));
+        assert_eq!(date("f"), Err(()));
+        assert_eq!(date("g"), Ok(Some(crate::claims::NumericDate(i64::MAX))));
+        assert_eq!(date("h"), Err(()));
+        assert_eq!(date("missing"), Ok(None));
+        for raw in [
+            "0",
+            "-0",
+            "123",
+            "999999999999999999",
+            "-999999999999999999",
+        ] {
+            // As `NumericDate` reads it through serde (`-0` is a float there, floored to 0).
+            let serde = serde_json::from_str::<crate::claims::NumericDate>(raw).unwrap();
+            assert_eq!(plain_integer(raw), Some(serde.0), "{raw}");
+        }
+        for raw in ["", "-", "1e3", "1.0", "+1", "9999999999999999999", " 1"] {
+            assert_eq!(plain_integer(raw), None, "{raw}");
+        }
     }
 
     #[test]

@@ -7,10 +7,10 @@ use serde::de::DeserializeOwned;
 
 use crate::algorithm::AlgorithmSet;
 use crate::cache::TokenCache;
-use crate::claims::{Claims, NumericDate, RegisteredClaims, VerifiedToken};
+use crate::claims::{Audience, Claims, NumericDate, RegisteredClaims, VerifiedToken};
 use crate::error::AuthError;
 use crate::json::{JsonObject, ObjectError};
-use crate::jws::{CompactJws, media_type_matches};
+use crate::jws::{CompactJws, HeaderMemo, media_type_matches};
 use crate::keys::{KeyLookup, KeySet, KeyStore, PreparedKey, RemoteKeys};
 use crate::telemetry;
 
@@ -45,6 +45,9 @@ pub(crate) struct Verifier<T> {
     pub(crate) validators: Box<[Validator<T>]>,
     /// Tokens verified recently; `None` when switched off.
     pub(crate) cache: Option<TokenCache<T>>,
+    /// The header of the last token verified, so that the next one with the same bytes (the
+    /// usual case) does not decode and parse it again.
+    pub(crate) headers: HeaderMemo,
 }
 
 impl<T> std::fmt::Debug for Verifier<T> {
@@ -141,7 +144,7 @@ impl<T: DeserializeOwned + Send + Sync + 'static> Verifier<T> {
 
     /// Verifies `token` in full; returns with it the issuer's index and the key that signed it.
     fn verify_token(&self, token: &str, now: i64) -> Result<(Verified<T>, Signer), Failure> {
-        let jws = CompactJws::parse(token)?;
+        let jws = CompactJws::parse_with(token, Some(&self.headers))?;
         let header = &jws.header;
         if let Some(required) = &self.rules.token_type
             && !header
@@ -190,6 +193,7 @@ impl<T: DeserializeOwned + Send + Sync + 'static> Verifier<T> {
             Err(Some(error)) => return Err(error.into()),
             Err(None) => return Err(missing_keys(AuthError::UnknownKey)),
         };
+        self.headers.remember(&jws);
 
         let registered = registered_claims(&object)?;
         let scopes = scopes(&object)?;
@@ -350,13 +354,29 @@ fn registered_claims(object: &JsonObject<'_>) -> Result<RegisteredClaims, AuthEr
             .get(name)
             .map_err(|()| AuthError::InvalidClaim(Cow::Borrowed(name)))
     }
+    // Strings and integers are read without serde when they are plain (the common case).
+    let string = |name: &'static str| {
+        object
+            .get_str(name)
+            .map(|value| value.map(Cow::into_owned))
+            .map_err(|()| AuthError::InvalidClaim(Cow::Borrowed(name)))
+    };
+    let date = |name: &'static str| {
+        object
+            .get_integer_or(name, NumericDate)
+            .map_err(|()| AuthError::InvalidClaim(Cow::Borrowed(name)))
+    };
+    let aud = match object.get_str("aud") {
+        Ok(single) => single.map(|aud| Audience::Single(aud.into_owned())),
+        Err(()) => claim(object, "aud")?,
+    };
     Ok(RegisteredClaims {
-        iss: claim(object, "iss")?,
-        sub: claim(object, "sub")?,
-        aud: claim(object, "aud")?,
-        exp: claim(object, "exp")?,
-        nbf: claim(object, "nbf")?,
-        iat: claim(object, "iat")?,
-        jti: claim(object, "jti")?,
+        iss: string("iss")?,
+        sub: string("sub")?,
+        aud,
+        exp: date("exp")?,
+        nbf: date("nbf")?,
+        iat: date("iat")?,
+        jti: string("jti")?,
     })
 }
