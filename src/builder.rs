@@ -12,6 +12,7 @@ use serde::de::DeserializeOwned;
 use crate::algorithm::{Algorithm, AlgorithmSet};
 use crate::cache::TokenCache;
 use crate::error::ConfigError;
+use crate::jws::HeaderMemo;
 use crate::keys::{
     HttpPolicy, KeySet, KeySource, KeyStore, RefreshPolicy, RemoteKeys, RemoteSetup, RemoteSource,
     SourceKind, checked_url, default_client,
@@ -500,6 +501,7 @@ where
                 validators: self.validators.into_boxed_slice(),
                 cache: (self.token_cache_capacity > 0)
                     .then(|| TokenCache::new(self.token_cache_capacity)),
+                headers: HeaderMemo::default(),
             },
             extractor: TokenExtractor {
                 extra_sources: self.token_sources.into_boxed_slice(),

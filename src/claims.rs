@@ -60,8 +60,8 @@ pub struct VerifiedToken(Arc<TokenDetails>);
 #[derive(Debug)]
 struct TokenDetails {
     algorithm: Algorithm,
-    key_id: Option<String>,
-    token_type: Option<String>,
+    key_id: Option<Arc<str>>,
+    token_type: Option<Arc<str>>,
     registered: RegisteredClaims,
     scopes: Box<[Box<str>]>,
     payload: Box<str>,
@@ -77,8 +77,8 @@ impl VerifiedToken {
     ) -> Self {
         Self::with_payload(
             algorithm,
-            key_id,
-            token_type,
+            key_id.map(Arc::from),
+            token_type.map(Arc::from),
             registered,
             Box::default(),
             "{}".into(),
@@ -87,8 +87,8 @@ impl VerifiedToken {
 
     pub(crate) fn with_payload(
         algorithm: Algorithm,
-        key_id: Option<String>,
-        token_type: Option<String>,
+        key_id: Option<Arc<str>>,
+        token_type: Option<Arc<str>>,
         registered: RegisteredClaims,
         scopes: Box<[Box<str>]>,
         payload: Box<str>,

@@ -1,7 +1,8 @@
 //! Splitting a compact JWS (RFC 7515 §7.1) and reading its header, once.
 
-use std::borrow::Cow;
+use std::sync::Arc;
 
+use arc_swap::ArcSwapOption;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
@@ -13,18 +14,50 @@ use crate::json::{JsonObject, ObjectError};
 #[derive(Debug)]
 pub(crate) struct CompactJws<'a> {
     pub(crate) header: JwsHeader,
+    /// `BASE64URL(header)`, as it appears in the token.
+    pub(crate) encoded_header: &'a str,
     /// `BASE64URL(header) '.' BASE64URL(payload)`: the bytes the signature covers.
     pub(crate) signing_input: &'a [u8],
     pub(crate) payload: Vec<u8>,
     pub(crate) signature: Vec<u8>,
 }
 
-/// The header members this crate acts on.
+/// The header members this crate acts on. Cloning it is cheap.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct JwsHeader {
     pub(crate) alg: Algorithm,
-    pub(crate) kid: Option<String>,
-    pub(crate) typ: Option<String>,
+    pub(crate) kid: Option<Arc<str>>,
+    pub(crate) typ: Option<Arc<str>>,
+}
+
+/// The last header of a verified token, by its encoded text. The tokens of one issuer and key
+/// share one header byte for byte, so a token that misses the verified-token cache usually skips
+/// decoding and parsing its header. Only a header that came with a valid signature is kept, and a
+/// header read from here is the one its exact bytes parse to, so it changes no outcome.
+#[derive(Debug, Default)]
+pub(crate) struct HeaderMemo(ArcSwapOption<(Box<str>, JwsHeader)>);
+
+impl HeaderMemo {
+    fn get(&self, encoded: &str) -> Option<JwsHeader> {
+        let memo = self.0.load();
+        memo.as_deref()
+            .filter(|(known, _)| &**known == encoded)
+            .map(|(_, header)| header.clone())
+    }
+
+    /// Keeps the header of a token whose signature was verified.
+    pub(crate) fn remember(&self, jws: &CompactJws<'_>) {
+        let memo = self.0.load();
+        if memo
+            .as_deref()
+            .is_none_or(|(known, _)| &**known != jws.encoded_header)
+        {
+            self.0.store(Some(Arc::new((
+                jws.encoded_header.into(),
+                jws.header.clone(),
+            ))));
+        }
+    }
 }
 
 /// Decodes base64url strictly: no padding, no `+` or `/`, no whitespace, no non-zero trailing
@@ -36,6 +69,11 @@ pub(crate) fn decode_base64url(input: &str) -> Option<Vec<u8>> {
 impl<'a> CompactJws<'a> {
     /// Splits the token and reads its header and payload bytes. The signature is not checked here.
     pub(crate) fn parse(token: &'a str) -> Result<Self, AuthError> {
+        Self::parse_with(token, None)
+    }
+
+    /// [`parse`](Self::parse), taking the header from `memo` when it holds the same encoded one.
+    pub(crate) fn parse_with(token: &'a str, memo: Option<&HeaderMemo>) -> Result<Self, AuthError> {
         let mut parts = token.split('.');
         let (Some(header), Some(payload), Some(signature)) =
             (parts.next(), parts.next(), parts.next())
@@ -55,9 +93,15 @@ impl<'a> CompactJws<'a> {
             }
         }
 
-        let header_bytes =
-            decode_base64url(header).ok_or(AuthError::MalformedToken("header is not base64url"))?;
-        let header = JwsHeader::parse(&header_bytes)?;
+        let encoded_header = header;
+        let header = match memo.and_then(|memo| memo.get(encoded_header)) {
+            Some(known) => known,
+            None => {
+                let bytes = decode_base64url(encoded_header)
+                    .ok_or(AuthError::MalformedToken("header is not base64url"))?;
+                JwsHeader::parse(&bytes)?
+            }
+        };
         let payload = decode_base64url(payload)
             .ok_or(AuthError::MalformedToken("payload is not base64url"))?;
         if signature.is_empty() {
@@ -69,6 +113,7 @@ impl<'a> CompactJws<'a> {
         let signing_input_len = token.len() - signature_len(token);
         Ok(Self {
             header,
+            encoded_header,
             signing_input: &token.as_bytes()[..signing_input_len],
             payload,
             signature,
@@ -138,11 +183,11 @@ impl JwsHeader {
         let kid = object
             .get_str("kid")
             .map_err(|()| AuthError::MalformedToken("kid is not a string"))?
-            .map(Cow::into_owned);
+            .map(|kid| Arc::from(kid.as_ref()));
         let typ = object
             .get_str("typ")
             .map_err(|()| AuthError::MalformedToken("typ is not a string"))?
-            .map(Cow::into_owned);
+            .map(|typ| Arc::from(typ.as_ref()));
         // `jku`, `x5u`, `jwk` and `x5c` are ignored: keys come only from the configured sources.
         Ok(Self { alg, kid, typ })
     }
@@ -191,6 +236,51 @@ mod tests {
         assert_eq!(
             jws.signing_input,
             token.rsplit_once('.').unwrap().0.as_bytes()
+        );
+    }
+
+    #[test]
+    fn the_header_memo_serves_only_the_same_bytes() {
+        let memo = HeaderMemo::default();
+        let first = token_with_header(r#"{"alg":"ES256","kid":"k1"}"#);
+        let jws = CompactJws::parse_with(&first, Some(&memo)).unwrap();
+        memo.remember(&jws);
+        let again = CompactJws::parse_with(&first, Some(&memo)).unwrap();
+        assert_eq!(again.header, jws.header);
+
+        // Another header, even one that differs only in its encoding, is read afresh.
+        for header in [
+            r#"{"alg":"ES256","kid":"k2"}"#,
+            r#"{"alg":"ES256", "kid":"k1"}"#,
+            r#"{"alg":"none","kid":"k1"}"#,
+        ] {
+            let other = token_with_header(header);
+            assert_eq!(
+                CompactJws::parse_with(&other, Some(&memo))
+                    .map(|jws| jws.header)
+                    .ok(),
+                CompactJws::parse(&other).map(|jws| jws.header).ok(),
+                "{header}"
+            );
+        }
+        let unsecured = token_with_header(r#"{"alg":"none","kid":"k1"}"#);
+        assert!(matches!(
+            CompactJws::parse_with(&unsecured, Some(&memo)),
+            Err(AuthError::UnsecuredToken)
+        ));
+
+        // Remembering another header replaces the first.
+        let second = token_with_header(r#"{"alg":"EdDSA"}"#);
+        memo.remember(&CompactJws::parse(&second).unwrap());
+        let header = CompactJws::parse_with(&second, Some(&memo)).unwrap().header;
+        assert_eq!(header.alg, Algorithm::EdDSA);
+        assert_eq!(
+            CompactJws::parse_with(&first, Some(&memo))
+                .unwrap()
+                .header
+                .kid
+                .as_deref(),
+            Some("k1")
         );
     }
 

@@ -115,8 +115,8 @@ impl SignatureVerifier {
             .map_err(|error| error.unwrap_or(AuthError::UnknownKey))?;
         Ok(VerifiedJws {
             algorithm: jws.header.alg,
-            key_id: jws.header.kid,
-            token_type: jws.header.typ,
+            key_id: jws.header.kid.as_deref().map(str::to_owned),
+            token_type: jws.header.typ.as_deref().map(str::to_owned),
             payload: jws.payload,
         })
     }

@@ -1064,3 +1064,33 @@ async fn a_token_in_the_query_or_a_cookie_is_ignored_unless_opted_in() {
     let reply = get_with_headers(&query_app, &path, &[("authorization", header.as_bytes())]).await;
     assert_invalid_request(&reply, "more than one token in the request");
 }
+
+#[tokio::test]
+async fn a_header_remembered_from_a_valid_token_lends_no_trust() {
+    // The layer skips re-reading a header whose bytes match the last verified token's. A token
+    // reusing those bytes must still carry its own valid signature, and one whose header differs
+    // by a single byte is read afresh.
+    let app = app().await;
+    let honest = ed().sign(&valid_claims());
+    assert_ok(&get_with_token(&app, "/me", &honest).await);
+    let [header, payload, signature] = parts(&honest);
+
+    // The same header with another payload and the honest signature, or another key's signature.
+    let other_payload = b64url(claims_with(json!({"sub": "admin"})).to_string().as_bytes());
+    let other_signature = parts(&TestKey::ed25519("ed-other").sign(&valid_claims()))[2].clone();
+    let forged = vec![
+        format!("{header}.{other_payload}.{signature}"),
+        format!("{header}.{payload}.{other_signature}"),
+    ];
+    expect_invalid(&app, &forged, "signature invalid").await;
+
+    // The honest header with `alg` changed: read afresh, so the swap is seen.
+    let swapped = b64url(json!({"alg": "none", "kid": "ed"}).to_string().as_bytes());
+    expect_invalid(
+        &app,
+        &[format!("{swapped}.{payload}.{signature}")],
+        "unsecured token (alg none)",
+    )
+    .await;
+    assert_ok(&get_with_token(&app, "/me", &honest).await);
+}
