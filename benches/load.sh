@@ -59,8 +59,11 @@ fi
 mkdir -p "$SCRATCH"
 
 echo "building the servers" >&2
-cargo build --release --quiet --manifest-path "$ROOT/Cargo.toml" --example load_server
-SERVER="$ROOT/target/release/examples/load_server"
+# Built as the peer is below (release, one codegen unit), in the scratch directory so that the
+# repository's own release builds keep their settings.
+CARGO_PROFILE_RELEASE_CODEGEN_UNITS=1 cargo build --release --quiet --manifest-path "$ROOT/Cargo.toml" \
+    --target-dir "$SCRATCH/target" --example load_server
+SERVER="$SCRATCH/target/release/examples/load_server"
 
 # The peer: jwt-authorizer 0.15 on axum 0.7, built in the scratch directory.
 PEER_DIR="$SCRATCH/peer"
