@@ -277,35 +277,19 @@ fn signature_floor(case: &Case, pool: &[String]) -> Floor {
             .unwrap();
         der.try_get_as_bytes().unwrap().to_vec()
     };
+    let (params, file): (&'static dyn signature::VerificationAlgorithm, _) = match case.alg {
+        J::RS256 => (&signature::RSA_PKCS1_2048_8192_SHA256, "rsa-a.pub.pem"),
+        J::PS256 => (&signature::RSA_PSS_2048_8192_SHA256, "rsa-a.pub.pem"),
+        J::ES256 => (&signature::ECDSA_P256_SHA256_FIXED, "ec-p256.pub.pem"),
+        J::ES384 => (&signature::ECDSA_P384_SHA384_FIXED, "ec-p384.pub.pem"),
+        _ => (&signature::ED25519, "ed25519.pub.pem"),
+    };
     let key = match case.alg {
         J::HS256 => Err(aws_lc_rs::hmac::Key::new(
             aws_lc_rs::hmac::HMAC_SHA256,
             SECRET,
         )),
-        J::RS256 => Ok(signature::ParsedPublicKey::new(
-            &signature::RSA_PKCS1_2048_8192_SHA256,
-            public("rsa-a.pub.pem"),
-        )
-        .unwrap()),
-        J::PS256 => Ok(signature::ParsedPublicKey::new(
-            &signature::RSA_PSS_2048_8192_SHA256,
-            public("rsa-a.pub.pem"),
-        )
-        .unwrap()),
-        J::ES256 => Ok(signature::ParsedPublicKey::new(
-            &signature::ECDSA_P256_SHA256_FIXED,
-            public("ec-p256.pub.pem"),
-        )
-        .unwrap()),
-        J::ES384 => Ok(signature::ParsedPublicKey::new(
-            &signature::ECDSA_P384_SHA384_FIXED,
-            public("ec-p384.pub.pem"),
-        )
-        .unwrap()),
-        _ => Ok(
-            signature::ParsedPublicKey::new(&signature::ED25519, public("ed25519.pub.pem"))
-                .unwrap(),
-        ),
+        _ => Ok(signature::ParsedPublicKey::new(params, public(file)).unwrap()),
     };
     let split = pool
         .iter()

@@ -149,7 +149,6 @@ async fn memory(n: usize, capacity: u64) -> Result<(), Box<dyn Error>> {
 
 /// The request path of a cache hit, for an instruction profile.
 async fn profile(n: usize) -> Result<(), Box<dyn Error>> {
-    use tower::{Layer as _, ServiceExt as _};
     const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef";
     let layer = layer_with(
         KeySource::shared_secret(SECRET),
@@ -163,16 +162,26 @@ async fn profile(n: usize) -> Result<(), Box<dyn Error>> {
     )?;
     let authorization = http::HeaderValue::try_from(format!("Bearer {token}"))?;
     for _ in 0..n {
-        let service = layer.layer(tower::service_fn(|_: http::Request<()>| async {
-            Ok::<_, std::convert::Infallible>(http::Response::new(()))
-        }));
-        let request = http::Request::get("/")
-            .header(http::header::AUTHORIZATION, authorization.clone())
-            .body(())?;
-        let response = service.oneshot(request).await?;
-        if response.status() != http::StatusCode::OK {
-            return Err(format!("status {}", response.status()).into());
-        }
+        send(&layer, &authorization).await?;
+    }
+    Ok(())
+}
+
+/// One request with `authorization` through `layer` in front of a no-op service; it must pass.
+async fn send(
+    layer: &JwtAuthLayer<LoadClaims>,
+    authorization: &http::HeaderValue,
+) -> Result<(), Box<dyn Error>> {
+    use tower::{Layer as _, ServiceExt as _};
+    let service = layer.layer(tower::service_fn(|_: http::Request<()>| async {
+        Ok::<_, std::convert::Infallible>(http::Response::new(()))
+    }));
+    let request = http::Request::get("/")
+        .header(http::header::AUTHORIZATION, authorization.clone())
+        .body(())?;
+    let response = service.oneshot(request).await?;
+    if response.status() != http::StatusCode::OK {
+        return Err(format!("status {}", response.status()).into());
     }
     Ok(())
 }
@@ -187,7 +196,6 @@ fn cache_capacity() -> Result<u64, Box<dyn Error>> {
 
 /// The request path of cache misses: the distinct RS256 tokens of `path`, `n` requests in all.
 async fn profile_miss(path: &str, n: usize) -> Result<(), Box<dyn Error>> {
-    use tower::{Layer as _, ServiceExt as _};
     let key = KeySource::public_key_pem(key_file("rsa-a.pub.pem")?).with_kid(KID);
     let layer = layer_with(key, cache_capacity()?).await?;
     let headers = std::fs::read_to_string(path)?
@@ -199,16 +207,7 @@ async fn profile_miss(path: &str, n: usize) -> Result<(), Box<dyn Error>> {
     }
     let start = std::time::Instant::now();
     for authorization in headers.iter().cycle().take(n) {
-        let service = layer.layer(tower::service_fn(|_: http::Request<()>| async {
-            Ok::<_, std::convert::Infallible>(http::Response::new(()))
-        }));
-        let request = http::Request::get("/")
-            .header(http::header::AUTHORIZATION, authorization.clone())
-            .body(())?;
-        let response = service.oneshot(request).await?;
-        if response.status() != http::StatusCode::OK {
-            return Err(format!("status {}", response.status()).into());
-        }
+        send(&layer, authorization).await?;
     }
     eprintln!("{:.2?} per request", start.elapsed() / n.max(1) as u32);
     Ok(())
