@@ -100,11 +100,15 @@ impl<'a> JsonObject<'a> {
     }
 }
 
-/// The text of a raw JSON string value that has no escape, without its quotes. Such a value,
-/// already validated by the parser that delimited it, means exactly its text.
+/// The text of a raw JSON string value that has no escape (and no control character, which JSON
+/// forbids unescaped), without its quotes. Such a value, already delimited by the parser, means
+/// exactly its text; anything else is left to serde.
 fn plain_string(raw: &str) -> Option<&str> {
     let inner = raw.strip_prefix('"')?.strip_suffix('"')?;
-    (!inner.contains('\\')).then_some(inner)
+    inner
+        .bytes()
+        .all(|byte| byte != b'\\' && byte >= 0x20)
+        .then_some(inner)
 }
 
 /// A raw JSON number that is a plain integer fitting an `i64` (at most 18 digits, so that it can't
@@ -271,6 +275,12 @@ mod tests {
             let serde = serde_json::from_str::<crate::claims::NumericDate>(raw).unwrap();
             assert_eq!(plain_integer(raw), Some(serde.0), "{raw}");
         }
+        // A raw control character is not JSON: refused when the object is read, and never
+        // passed through by the fast path.
+        assert!(JsonObject::parse("{\"a\":\"x\u{1}y\"}").is_err());
+        assert_eq!(plain_string("\"x\u{1}y\""), None);
+        assert_eq!(plain_string("\"x\\\"y\""), None);
+        assert_eq!(plain_string("\"xy\""), Some("xy"));
         for raw in ["", "-", "1e3", "1.0", "+1", "9999999999999999999", " 1"] {
             assert_eq!(plain_integer(raw), None, "{raw}");
         }
