@@ -125,27 +125,50 @@ impl FromStr for Algorithm {
     }
 }
 
-/// A set of algorithms, as a bit set: checked on every request, so membership is one AND.
+/// A set of algorithms, as a bit set: checked on every request, so membership is one AND. It
+/// also remembers, for the families with several algorithms (HMAC, RSA), which one was listed
+/// first: the one algorithm a key without `alg` serves (RFC 8725 §3.1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub(crate) struct AlgorithmSet(u16);
+pub(crate) struct AlgorithmSet {
+    bits: u16,
+    first_hmac: Option<Algorithm>,
+    first_rsa: Option<Algorithm>,
+}
 
 impl AlgorithmSet {
     pub(crate) fn contains(self, alg: Algorithm) -> bool {
-        self.0 & alg.bit() != 0
+        self.bits & alg.bit() != 0
     }
 
     pub(crate) fn insert(&mut self, alg: Algorithm) {
-        self.0 |= alg.bit();
-    }
-
-    pub(crate) fn iter(self) -> impl Iterator<Item = Algorithm> {
-        Algorithm::ALL
-            .into_iter()
-            .filter(move |alg| self.contains(*alg))
+        self.bits |= alg.bit();
+        match alg.family() {
+            KeyFamily::Hmac => {
+                self.first_hmac.get_or_insert(alg);
+            }
+            KeyFamily::Rsa => {
+                self.first_rsa.get_or_insert(alg);
+            }
+            KeyFamily::EcP256 | KeyFamily::EcP384 | KeyFamily::Ed25519 => {}
+        }
     }
 
     pub(crate) fn is_empty(self) -> bool {
-        self.0 == 0
+        self.bits == 0
+    }
+
+    /// The algorithm a key of `family` without `alg` is used with: the first of its family in
+    /// the order the set was listed ([`Algorithm::ALL`] order for the default set, so RS256
+    /// before PS256, HS256 before HS512).
+    pub(crate) fn first_of(self, family: KeyFamily) -> Option<Algorithm> {
+        match family {
+            KeyFamily::Hmac => self.first_hmac,
+            KeyFamily::Rsa => self.first_rsa,
+            KeyFamily::EcP256 => Some(Algorithm::ES256),
+            KeyFamily::EcP384 => Some(Algorithm::ES384),
+            KeyFamily::Ed25519 => Some(Algorithm::EdDSA),
+        }
+        .filter(|alg| self.contains(*alg))
     }
 }
 
@@ -189,7 +212,24 @@ mod tests {
         assert!(set.contains(Algorithm::RS256));
         assert!(set.contains(Algorithm::EdDSA));
         assert!(!set.contains(Algorithm::HS256));
-        assert_eq!(set.iter().count(), 2);
+        assert_eq!(
+            Algorithm::ALL.iter().filter(|a| set.contains(**a)).count(),
+            2
+        );
         assert!(AlgorithmSet::default().is_empty());
+    }
+
+    #[test]
+    fn a_key_without_alg_gets_the_first_algorithm_of_its_family() {
+        let default: AlgorithmSet = Algorithm::ALL.into_iter().collect();
+        assert_eq!(default.first_of(KeyFamily::Rsa), Some(Algorithm::RS256));
+        assert_eq!(default.first_of(KeyFamily::Hmac), Some(Algorithm::HS256));
+        assert_eq!(default.first_of(KeyFamily::EcP384), Some(Algorithm::ES384));
+        let pss_first: AlgorithmSet = [Algorithm::ES256, Algorithm::PS384, Algorithm::RS256]
+            .into_iter()
+            .collect();
+        assert_eq!(pss_first.first_of(KeyFamily::Rsa), Some(Algorithm::PS384));
+        assert_eq!(pss_first.first_of(KeyFamily::Hmac), None);
+        assert_eq!(pss_first.first_of(KeyFamily::Ed25519), None);
     }
 }

@@ -350,8 +350,9 @@ where
         self
     }
 
-    /// The longest token accepted, in bytes; longer ones are refused before any decoding.
-    /// Default: 8 KiB.
+    /// The longest token accepted, in bytes; longer ones are refused before any decoding, on
+    /// every path (request extraction and [`JwtAuthLayer::verify`](crate::JwtAuthLayer::verify)).
+    /// Default: 8 KiB ([`DEFAULT_MAX_TOKEN_LEN`]).
     pub fn max_token_len(mut self, max_token_len: usize) -> Self {
         self.max_token_len = max_token_len;
         self
@@ -497,6 +498,7 @@ where
         let shared = Shared {
             verifier: Verifier {
                 issuers,
+                max_token_len: self.max_token_len,
                 rules,
                 validators: self.validators.into_boxed_slice(),
                 cache: (self.token_cache_capacity > 0)

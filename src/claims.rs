@@ -193,15 +193,52 @@ pub struct RegisteredClaims {
     pub jti: Option<String>,
 }
 
-/// A JWT `NumericDate`: seconds since the Unix epoch. Fractional values are rounded down;
-/// out-of-range values saturate.
+/// A JWT `NumericDate`: seconds since the Unix epoch. Fractional values are rounded down.
+///
+/// Values outside years 0001 to 9999 ([`NumericDate::MIN`] to [`NumericDate::MAX`]) are refused
+/// when read, never saturated: `exp: 2^64` is a malformed claim, not "never expires".
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct NumericDate(pub i64);
 
+/// A `NumericDate` that is not a number of seconds within [`NumericDate::MIN`] and
+/// [`NumericDate::MAX`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("NumericDate out of range (years 0001 to 9999)")]
+pub struct DateOutOfRange;
+
 impl NumericDate {
+    /// 9999-12-31T23:59:59Z, the latest date accepted.
+    pub const MAX: NumericDate = NumericDate(253_402_300_799);
+    /// 0001-01-01T00:00:00Z, the earliest date accepted.
+    pub const MIN: NumericDate = NumericDate(-62_135_596_800);
+
     /// Seconds since the Unix epoch.
     pub fn seconds(self) -> i64 {
         self.0
+    }
+
+    /// `seconds` as a date, if within [`NumericDate::MIN`] and [`NumericDate::MAX`].
+    ///
+    /// # Errors
+    ///
+    /// [`DateOutOfRange`] outside that range.
+    pub fn from_seconds(seconds: i64) -> Result<Self, DateOutOfRange> {
+        if (Self::MIN.0..=Self::MAX.0).contains(&seconds) {
+            Ok(Self(seconds))
+        } else {
+            Err(DateOutOfRange)
+        }
+    }
+
+    /// A JSON number of seconds, rounded down, if finite and within range.
+    pub(crate) fn from_f64(seconds: f64) -> Result<Self, DateOutOfRange> {
+        // The bounds are exact in an f64, so the comparison is too; NaN fails it.
+        let floor = seconds.floor();
+        if floor >= Self::MIN.0 as f64 && floor <= Self::MAX.0 as f64 {
+            Ok(Self(floor as i64))
+        } else {
+            Err(DateOutOfRange)
+        }
     }
 }
 
@@ -223,20 +260,18 @@ impl<'de> Deserialize<'de> for NumericDate {
             }
 
             fn visit_i64<E: de::Error>(self, v: i64) -> Result<NumericDate, E> {
-                Ok(NumericDate(v))
+                NumericDate::from_seconds(v).map_err(E::custom)
             }
 
             fn visit_u64<E: de::Error>(self, v: u64) -> Result<NumericDate, E> {
-                Ok(NumericDate(i64::try_from(v).unwrap_or(i64::MAX)))
+                i64::try_from(v)
+                    .map_err(|_| DateOutOfRange)
+                    .and_then(NumericDate::from_seconds)
+                    .map_err(E::custom)
             }
 
             fn visit_f64<E: de::Error>(self, v: f64) -> Result<NumericDate, E> {
-                if v.is_finite() {
-                    // `as` saturates at the i64 bounds.
-                    Ok(NumericDate(v.floor() as i64))
-                } else {
-                    Err(E::custom("not a finite number"))
-                }
+                NumericDate::from_f64(v).map_err(E::custom)
             }
         }
 
@@ -316,13 +351,25 @@ mod tests {
         assert_eq!(parse("1700000000").unwrap(), NumericDate(1_700_000_000));
         assert_eq!(parse("1700000000.9").unwrap(), NumericDate(1_700_000_000));
         assert_eq!(parse("-5").unwrap(), NumericDate(-5));
-        assert_eq!(parse("1e300").unwrap(), NumericDate(i64::MAX));
-        assert_eq!(
-            parse("18446744073709551615").unwrap(),
-            NumericDate(i64::MAX)
-        );
+        assert_eq!(parse("253402300799").unwrap(), NumericDate::MAX);
+        assert_eq!(parse("253402300799.99").unwrap(), NumericDate::MAX);
+        assert_eq!(parse("-62135596800").unwrap(), NumericDate::MIN);
         for bad in ["\"1700000000\"", "true", "null", "[1]", "{}"] {
             assert!(parse(bad).is_err(), "{bad}");
+        }
+        // Out of range is refused, never saturated to "never expires".
+        for huge in [
+            "253402300800",
+            "9223372036854775807",
+            "9223372036854775808",
+            "18446744073709551616",
+            "18446744073709551615",
+            "1e300",
+            "-1e300",
+            "-62135596801",
+            "-9223372036854775808",
+        ] {
+            assert!(parse(huge).is_err(), "{huge}");
         }
     }
 

@@ -85,6 +85,10 @@ pub enum AuthError {
     /// the claims type.
     #[error("invalid claim `{0}`")]
     InvalidClaim(Cow<'static, str>),
+    /// A time claim (`exp`, `nbf`, `iat`) is a number outside years 0001 to 9999, or not a
+    /// number of seconds an `i64` holds (`2^64`, `1e300`): refused, never read as "never expires".
+    #[error("{0} out of range")]
+    ClaimOutOfRange(&'static str),
     /// A user validator rejected the claims.
     #[error("claims rejected: {0}")]
     ClaimsRejected(Cow<'static, str>),
@@ -176,6 +180,7 @@ impl AuthError {
             Self::TooOld => "too_old",
             Self::MissingClaim(_) => "missing_claim",
             Self::InvalidClaim(_) => "invalid_claim",
+            Self::ClaimOutOfRange(_) => "claim_out_of_range",
             Self::ClaimsRejected(_) => "claims_rejected",
             Self::InsufficientScope { .. } => "insufficient_scope",
             Self::KeysUnavailable { .. } => "keys_unavailable",

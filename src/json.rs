@@ -8,6 +8,8 @@ use serde::Deserialize;
 use serde::de::{self, DeserializeOwned, Deserializer, MapAccess, Visitor};
 use serde_json::value::RawValue;
 
+use crate::claims::{DateOutOfRange, NumericDate};
+
 /// Why a JSON object was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum ObjectError {
@@ -30,6 +32,14 @@ impl<'a> JsonObject<'a> {
             serde_json::from_str(text).map_err(|_| ObjectError::Malformed)?;
         members.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         if members.windows(2).any(|pair| pair[0].0 == pair[1].0) {
+            return Err(ObjectError::DuplicateMember);
+        }
+        // Nested objects (`realm_access`, `cnf` …) are held to the same rule, so that a claim deep
+        // inside has one meaning for every reader. Only values that can hold an object are scanned.
+        if members.iter().any(|(_, value)| {
+            matches!(value.get().as_bytes().first(), Some(b'{' | b'['))
+                && has_nested_duplicate(value.get())
+        }) {
             return Err(ObjectError::DuplicateMember);
         }
         Ok(Self { members })
@@ -83,21 +93,37 @@ impl<'a> JsonObject<'a> {
         }
     }
 
-    /// Decodes a member that is usually an integer (a `NumericDate`): plain integers are read
-    /// directly, anything else goes through `T`'s own deserialization.
-    pub(crate) fn get_integer_or<T: DeserializeOwned>(
-        &self,
-        name: &str,
-        from_integer: impl FnOnce(i64) -> T,
-    ) -> Result<Option<T>, ()> {
-        match self.raw(name) {
-            None => Ok(None),
-            Some(raw) => match plain_integer(raw.get()) {
-                Some(value) => Ok(Some(from_integer(value))),
-                None => serde_json::from_str(raw.get()).map(Some).map_err(|_| ()),
-            },
-        }
+    /// Reads a `NumericDate` member: plain integers directly, any other number through serde,
+    /// anything out of [`NumericDate`]'s range refused.
+    pub(crate) fn get_date(&self, name: &str) -> Result<Option<NumericDate>, DateError> {
+        let Some(raw) = self.raw(name) else {
+            return Ok(None);
+        };
+        let date = match plain_integer(raw.get()) {
+            Some(seconds) => NumericDate::from_seconds(seconds),
+            None => {
+                let number: serde_json::Number =
+                    serde_json::from_str(raw.get()).map_err(|_| DateError::NotANumber)?;
+                match (number.as_i64(), number.as_f64()) {
+                    (Some(seconds), _) => NumericDate::from_seconds(seconds),
+                    // Integers past i64 (u64 or arbitrary) are out of range whatever their f64.
+                    (None, Some(seconds)) if !number.is_u64() => NumericDate::from_f64(seconds),
+                    _ => Err(DateOutOfRange),
+                }
+            }
+        };
+        date.map(Some)
+            .map_err(|DateOutOfRange| DateError::OutOfRange)
     }
+}
+
+/// Why a `NumericDate` member was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum DateError {
+    /// Not a JSON number (a string, `null` …).
+    NotANumber,
+    /// A number outside [`NumericDate::MIN`] and [`NumericDate::MAX`].
+    OutOfRange,
 }
 
 /// The text of a raw JSON string value that has no escape (and no control character, which JSON
@@ -119,6 +145,69 @@ fn plain_integer(raw: &str) -> Option<i64> {
         return None;
     }
     raw.parse().ok()
+}
+
+/// Whether any object inside `json` (valid JSON, as the parser already checked) has a member name
+/// twice. One pass with an explicit stack, so that depth costs heap, not call stack.
+fn has_nested_duplicate(json: &str) -> bool {
+    /// An open container: the names of an object's members so far, or `None` for an array.
+    type Open<'a> = Option<Vec<Cow<'a, str>>>;
+    let bytes = json.as_bytes();
+    let mut open: Vec<Open<'_>> = Vec::new();
+    // Whether the next string is a member name (right after `{` or after `,` inside an object).
+    let mut name_next = false;
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'{' => {
+                open.push(Some(Vec::new()));
+                name_next = true;
+            }
+            b'[' => {
+                open.push(None);
+                name_next = false;
+            }
+            b'}' | b']' => {
+                if let Some(Some(mut names)) = open.pop() {
+                    names.sort_unstable();
+                    if names.windows(2).any(|pair| pair[0] == pair[1]) {
+                        return true;
+                    }
+                }
+                name_next = false;
+            }
+            b',' => name_next = matches!(open.last(), Some(Some(_))),
+            b'"' => {
+                let start = i;
+                i += 1;
+                let mut escaped = false;
+                while i < bytes.len() && bytes[i] != b'"' {
+                    if bytes[i] == b'\\' {
+                        escaped = true;
+                        i += 1;
+                    }
+                    i += 1;
+                }
+                if name_next && let Some(Some(names)) = open.last_mut() {
+                    let quoted = &json[start..=i.min(json.len() - 1)];
+                    let name = if escaped {
+                        // `\u0061` and `a` are the same name.
+                        match serde_json::from_str::<String>(quoted) {
+                            Ok(name) => Cow::Owned(name),
+                            Err(_) => return true,
+                        }
+                    } else {
+                        Cow::Borrowed(&quoted[1..quoted.len() - 1])
+                    };
+                    names.push(name);
+                }
+                name_next = false;
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    false
 }
 
 /// The members in document order, duplicates included (they are detected after sorting).
@@ -216,6 +305,43 @@ mod tests {
     }
 
     #[test]
+    fn rejects_duplicate_member_names_at_any_depth() {
+        for text in [
+            r#"{"realm_access":{"roles":["user"],"roles":["admin"]}}"#,
+            r#"{"a":[{"b":1},{"c":{"d":1,"\u0064":2}}]}"#,
+            r#"{"a":[[[{"x":1,"y":{"z":1},"x":2}]]]}"#,
+            r#"{"cnf":{"jkt":"a","jkt":"b"}}"#,
+        ] {
+            assert_eq!(
+                JsonObject::parse(text).unwrap_err(),
+                ObjectError::DuplicateMember,
+                "{text}"
+            );
+        }
+        // The same name in sibling or nested objects is not a duplicate; nor are strings that
+        // look like names inside arrays or values.
+        for text in [
+            r#"{"a":{"x":1},"b":{"x":1,"y":{"x":[{"x":2}]}}}"#,
+            r#"{"a":["x","x"],"b":{"k":"x","l":"x"}}"#,
+            r#"{"a":{"s":"}{\"x\":1,\"x\":2","t":"[,\"x\""}}"#,
+            r#"{"a":{}, "b":[], "c":[{}], "d":{"e":{}}}"#,
+        ] {
+            assert!(JsonObject::parse(text).is_ok(), "{text}");
+        }
+    }
+
+    #[test]
+    fn nested_duplicate_scan_is_iterative() {
+        let depth = 100_000;
+        let text = format!(
+            "{{\"a\":{}{{\"x\":1,\"x\":2}}{}}}",
+            "[".repeat(depth),
+            "]".repeat(depth)
+        );
+        assert!(has_nested_duplicate(&text));
+    }
+
+    #[test]
     fn rejects_what_is_not_one_object() {
         for text in ["[]", "1", "\"x\"", "{", "{}{}", "{\"a\":1} x", "", "null"] {
             assert_eq!(
@@ -252,17 +378,14 @@ mod tests {
         assert_eq!(object.get_str("b").unwrap().as_deref(), Some("escaped"));
         assert_eq!(object.get_str("c"), Err(()));
         assert_eq!(object.get_str("h"), Err(()));
-        let date = |name| object.get_integer_or(name, crate::claims::NumericDate);
-        assert_eq!(
-            date("c"),
-            Ok(Some(crate::claims::NumericDate(1_700_000_000)))
-        );
-        assert_eq!(date("d"), Ok(Some(crate::claims::NumericDate(-5))));
-        // Not plain integers: serde decides, as it would without the fast path.
-        assert_eq!(date("e"), Ok(Some(crate::claims::NumericDate(1500))));
-        assert_eq!(date("f"), Err(()));
-        assert_eq!(date("g"), Ok(Some(crate::claims::NumericDate(i64::MAX))));
-        assert_eq!(date("h"), Err(()));
+        let date = |name| object.get_date(name);
+        assert_eq!(date("c"), Ok(Some(NumericDate(1_700_000_000))));
+        assert_eq!(date("d"), Ok(Some(NumericDate(-5))));
+        // Not plain integers: serde reads the number, as it would without the fast path.
+        assert_eq!(date("e"), Ok(Some(NumericDate(1500))));
+        assert_eq!(date("f"), Err(DateError::NotANumber));
+        assert_eq!(date("g"), Err(DateError::OutOfRange));
+        assert_eq!(date("h"), Err(DateError::NotANumber));
         assert_eq!(date("missing"), Ok(None));
         for raw in [
             "0",
@@ -271,9 +394,9 @@ mod tests {
             "999999999999999999",
             "-999999999999999999",
         ] {
-            // As `NumericDate` reads it through serde (`-0` is a float there, floored to 0).
-            let serde = serde_json::from_str::<crate::claims::NumericDate>(raw).unwrap();
-            assert_eq!(plain_integer(raw), Some(serde.0), "{raw}");
+            // As serde reads it (`-0` is a float there, which is 0).
+            let serde = serde_json::from_str::<f64>(raw).unwrap();
+            assert_eq!(plain_integer(raw).map(|v| v as f64), Some(serde), "{raw}");
         }
         // A raw control character is not JSON: refused when the object is read, and never
         // passed through by the fast path.
@@ -284,6 +407,29 @@ mod tests {
         for raw in ["", "-", "1e3", "1.0", "+1", "9999999999999999999", " 1"] {
             assert_eq!(plain_integer(raw), None, "{raw}");
         }
+    }
+
+    #[test]
+    fn dates_out_of_range_are_refused_on_every_path() {
+        for raw in [
+            "253402300800",
+            "999999999999999999",
+            "9223372036854775807",
+            "9223372036854775808",
+            "18446744073709551615",
+            "18446744073709551616",
+            "1e300",
+            "-1e300",
+            "2.6e11",
+            "-62135596801",
+        ] {
+            let text = format!(r#"{{"exp":{raw}}}"#);
+            let object = JsonObject::parse(&text).unwrap();
+            assert_eq!(object.get_date("exp"), Err(DateError::OutOfRange), "{raw}");
+        }
+        let object = JsonObject::parse(r#"{"exp":253402300799,"nbf":1.5}"#).unwrap();
+        assert_eq!(object.get_date("exp"), Ok(Some(NumericDate::MAX)));
+        assert_eq!(object.get_date("nbf"), Ok(Some(NumericDate(1))));
     }
 
     #[test]

@@ -121,7 +121,8 @@ pub use builder::{
     DEFAULT_LEEWAY, DEFAULT_MAX_TOKEN_LEN, DEFAULT_TOKEN_CACHE_CAPACITY, Issuer, JwtAuthBuilder,
 };
 pub use claims::{
-    Audience, Claims, KEYCLOAK_REALM_ROLES, NumericDate, RegisteredClaims, VerifiedToken,
+    Audience, Claims, DateOutOfRange, KEYCLOAK_REALM_ROLES, NumericDate, RegisteredClaims,
+    VerifiedToken,
 };
 pub use error::{AuthError, ConfigError, ErrorCode};
 #[cfg(feature = "axum")]

@@ -5,6 +5,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use crate::algorithm::{Algorithm, AlgorithmSet};
+use crate::builder::DEFAULT_MAX_TOKEN_LEN;
 use crate::error::{AuthError, ConfigError};
 use crate::jws::CompactJws;
 use crate::keys::{KeySet, KeySource};
@@ -37,6 +38,7 @@ use crate::verify::check_signature;
 pub struct SignatureVerifier {
     keys: KeySet,
     algorithms: AlgorithmSet,
+    max_len: usize,
 }
 
 impl fmt::Debug for SignatureVerifier {
@@ -44,6 +46,7 @@ impl fmt::Debug for SignatureVerifier {
         f.debug_struct("SignatureVerifier")
             .field("keys", &self.keys.len())
             .field("algorithms", &self.algorithms)
+            .field("max_len", &self.max_len)
             .finish()
     }
 }
@@ -96,7 +99,16 @@ impl SignatureVerifier {
         Ok(Self {
             keys: KeySet::new(keys),
             algorithms,
+            max_len: DEFAULT_MAX_TOKEN_LEN,
         })
+    }
+
+    /// The longest JWS accepted, in bytes; longer ones are refused before any decoding.
+    /// Default: 8 KiB ([`DEFAULT_MAX_TOKEN_LEN`]).
+    #[must_use]
+    pub fn max_len(mut self, max_len: usize) -> Self {
+        self.max_len = max_len;
+        self
     }
 
     /// Parses `jws` strictly and checks its signature.
@@ -105,8 +117,12 @@ impl SignatureVerifier {
     ///
     /// The [`AuthError`] the layer would give for the same header and signature: e.g.
     /// [`AuthError::MalformedToken`], [`AuthError::AlgorithmNotAllowed`],
-    /// [`AuthError::UnknownKey`], [`AuthError::InvalidSignature`].
+    /// [`AuthError::UnknownKey`], [`AuthError::InvalidSignature`], and
+    /// [`AuthError::TokenTooLarge`] past [`max_len`](Self::max_len).
     pub fn verify(&self, jws: &str) -> Result<VerifiedJws, AuthError> {
+        if jws.len() > self.max_len {
+            return Err(AuthError::TokenTooLarge);
+        }
         let jws = CompactJws::parse(jws)?;
         if !self.algorithms.contains(jws.header.alg) {
             return Err(AuthError::AlgorithmNotAllowed);

@@ -9,7 +9,7 @@ use crate::algorithm::AlgorithmSet;
 use crate::cache::TokenCache;
 use crate::claims::{Audience, Claims, NumericDate, RegisteredClaims, VerifiedToken};
 use crate::error::AuthError;
-use crate::json::{JsonObject, ObjectError};
+use crate::json::{DateError, JsonObject, ObjectError};
 use crate::jws::{CompactJws, HeaderMemo, media_type_matches};
 use crate::keys::{KeyLookup, KeySet, KeyStore, PreparedKey, RemoteKeys};
 use crate::telemetry;
@@ -41,6 +41,8 @@ pub(crate) struct ClaimRules {
 /// Everything needed to verify a token, prepared once when the layer is built.
 pub(crate) struct Verifier<T> {
     pub(crate) issuers: Box<[IssuerPolicy]>,
+    /// Longer tokens are refused before any decoding, whichever way they came in.
+    pub(crate) max_token_len: usize,
     pub(crate) rules: ClaimRules,
     pub(crate) validators: Box<[Validator<T>]>,
     /// Tokens verified recently; `None` when switched off.
@@ -103,6 +105,9 @@ impl<T: DeserializeOwned + Send + Sync + 'static> Verifier<T> {
     /// Verifies `token` at time `now` (seconds since the epoch), from the verified-token cache
     /// when it holds the token.
     pub(crate) fn verify(&self, token: &str, now: i64) -> Result<Verified<T>, Failure> {
+        if token.len() > self.max_token_len {
+            return Err(AuthError::TokenTooLarge.into());
+        }
         let Some(cache) = &self.cache else {
             return self.verify_token(token, now).map(|(verified, _)| verified);
         };
@@ -362,9 +367,10 @@ fn registered_claims(object: &JsonObject<'_>) -> Result<RegisteredClaims, AuthEr
             .map_err(|()| AuthError::InvalidClaim(Cow::Borrowed(name)))
     };
     let date = |name: &'static str| {
-        object
-            .get_integer_or(name, NumericDate)
-            .map_err(|()| AuthError::InvalidClaim(Cow::Borrowed(name)))
+        object.get_date(name).map_err(|error| match error {
+            DateError::NotANumber => AuthError::InvalidClaim(Cow::Borrowed(name)),
+            DateError::OutOfRange => AuthError::ClaimOutOfRange(name),
+        })
     };
     let aud = match object.get_str("aud") {
         Ok(single) => single.map(|aud| Audience::Single(aud.into_owned())),

@@ -18,7 +18,8 @@ use serde_json::{Value, json};
 use support::server::IssuerServer;
 use support::*;
 use tower_jwt_auth::{
-    Algorithm, Claims, ConfigError, Issuer, JwtAuthBuilder, JwtAuthLayer, KeySource,
+    Algorithm, AuthError, Claims, ConfigError, Issuer, JwtAuthBuilder, JwtAuthLayer, KeySource,
+    SignatureVerifier,
 };
 
 type Builder = JwtAuthBuilder<Value>;
@@ -659,8 +660,28 @@ async fn duplicate_member_names_are_refused() {
         signed(header, &with(r#""\u0061ud":"other""#)),
         signed(header, &with(r#""sub":"admin""#)),
         signed(header, &with(r#""role":"user","role":"admin""#)),
+        // At any depth: a nested claim has one meaning for every reader.
+        signed(
+            header,
+            &with(r#""realm_access":{"roles":["user"],"roles":["admin"]}"#),
+        ),
+        signed(
+            header,
+            &with(r#""resource_access":{"api":{"roles":[]},"\u0061pi":{"roles":["admin"]}}"#),
+        ),
+        signed(header, &with(r#""cnf":[{"jkt":"a","jkt":"b"}]"#)),
+        signed(
+            r#"{"alg":"EdDSA","kid":"ed","x":{"y":{"z":1,"z":2}}}"#,
+            &claims,
+        ),
     ];
     expect_invalid(&app, &tokens, "malformed token").await;
+    // The same name in different objects is fine.
+    let nested = signed(
+        header,
+        &with(r#""realm_access":{"roles":["a"]},"resource_access":{"api":{"roles":["a"]}}"#),
+    );
+    assert_ok(&get_with_token(&app, "/me", &nested).await);
 }
 
 #[tokio::test]
@@ -807,15 +828,21 @@ async fn date_claims_must_be_numbers_and_in_range() {
             assert_invalid_token(&reply, &format!("invalid claim {name}"));
         }
     }
-    // Floats are rounded down; huge and negative values are compared, never wrapped.
+    // Floats are rounded down; values past year 9999 or outside an i64 are refused, never
+    // saturated (`exp: 2^64` once read as "never expires").
     let cases = [
         (json!({"exp": (now - 120) as f64 + 0.999}), "token expired"),
         (json!({"exp": -1}), "token expired"),
-        (json!({"exp": i64::MIN}), "token expired"),
-        (json!({"exp": -1e300}), "token expired"),
-        (json!({"nbf": 1e300}), "token not yet valid"),
-        (json!({"nbf": u64::MAX}), "token not yet valid"),
-        (json!({"iat": i64::MAX}), "token issued in the future"),
+        (json!({"exp": 18446744073709551616.0}), "exp out of range"),
+        (json!({"exp": u64::MAX}), "exp out of range"),
+        (json!({"exp": 1u64 << 63}), "exp out of range"),
+        (json!({"exp": 1e300}), "exp out of range"),
+        (json!({"exp": 253402300800_i64}), "exp out of range"),
+        (json!({"exp": i64::MIN}), "exp out of range"),
+        (json!({"exp": -1e300}), "exp out of range"),
+        (json!({"nbf": 1e300}), "nbf out of range"),
+        (json!({"nbf": u64::MAX}), "nbf out of range"),
+        (json!({"iat": i64::MAX}), "iat out of range"),
         (
             json!({"iat": (now + 3600) as f64 + 0.5}),
             "token issued in the future",
@@ -824,6 +851,8 @@ async fn date_claims_must_be_numbers_and_in_range() {
     for (changes, description) in cases {
         assert_invalid_token(&send(changes).await, description);
     }
+    // The last second of year 9999 is still a date.
+    assert_ok(&send(json!({"exp": 253402300799_i64})).await);
     // Missing `exp` is a failure by default (RFC 8725 §3.10 leaves it to the application).
     assert_invalid_token(
         &send(json!({"exp": null})).await,
@@ -1093,4 +1122,137 @@ async fn a_header_remembered_from_a_valid_token_lends_no_trust() {
     )
     .await;
     assert_ok(&get_with_token(&app, "/me", &honest).await);
+}
+
+/// The identity point of Ed25519 (`y = 1`), and the signature `R = identity, S = 0`, which the
+/// verification equation `[S]B = R + [k]A` accepts for any message when `A` is the identity.
+fn identity_forgery(kid: &str) -> (Value, String) {
+    let mut identity = [0u8; 32];
+    identity[0] = 1;
+    let jwk = json!({"kty": "OKP", "crv": "Ed25519", "kid": kid, "x": b64url(&identity)});
+    let header = b64url(json!({"alg": "EdDSA", "kid": kid}).to_string().as_bytes());
+    let payload = b64url(claims_with(json!({"sub": "admin"})).to_string().as_bytes());
+    let signature = b64url(&[identity, [0; 32]].concat());
+    (jwk, format!("{header}.{payload}.{signature}"))
+}
+
+#[tokio::test]
+async fn small_order_and_non_canonical_ed25519_keys_are_skipped() {
+    let (identity, forged) = identity_forgery("identity");
+    let mut keys = vec![identity, ed().public_jwk.clone()];
+    // The other small-order points (y = 0, p − 1 and the two of order 8, either sign) and
+    // non-canonical encodings (y >= p).
+    let mut encodings: Vec<[u8; 32]> = Vec::new();
+    for y in [
+        "0000000000000000000000000000000000000000000000000000000000000000",
+        "ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+        "26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc05",
+        "c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a",
+        "0100000000000000000000000000000000000000000000000000000000000080",
+        "edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+        "eeffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+        "ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff",
+    ] {
+        let bytes: [u8; 32] = hex(y).try_into().unwrap();
+        encodings.push(bytes);
+        let mut negated = bytes;
+        negated[31] ^= 0x80;
+        encodings.push(negated);
+    }
+    for (i, x) in encodings.iter().enumerate() {
+        keys.push(
+            json!({"kty": "OKP", "crv": "Ed25519", "kid": format!("weak-{i}"), "x": b64url(x)}),
+        );
+    }
+    let layer = JwtAuthLayer::<Value>::builder()
+        .issuer(issuer_with(KeySource::jwks_json(
+            json!({ "keys": keys }).to_string(),
+        )))
+        .build()
+        .await
+        .unwrap();
+    // Only the honest key is loaded.
+    assert_eq!(layer.key_sets()[0].key_count, 1);
+    let app = Router::new()
+        .route("/me", get(|_: Claims<Value>| async { "ok" }))
+        .layer(layer);
+    assert_ok(&get_with_token(&app, "/me", &ed().sign(&valid_claims())).await);
+    // The forgery that verified under the identity key (any payload, no private key).
+    let mut tokens = vec![forged];
+    for i in 0..encodings.len() {
+        let (_, token) = identity_forgery(&format!("weak-{i}"));
+        tokens.push(token);
+    }
+    let app = app_with(
+        vec![issuer_with(KeySource::jwks_json(
+            json!({ "keys": keys }).to_string(),
+        ))],
+        |b| b,
+    )
+    .await;
+    expect_invalid(&app, &tokens, "no key for this token").await;
+}
+
+#[tokio::test]
+async fn an_rsa_key_without_alg_serves_only_the_first_rsa_algorithm_of_the_allow_list() {
+    // RFC 8725 §3.1: one key, one algorithm. The JWK has no `alg`.
+    let rs256 = TestKey::rs256("rsa");
+    let ps256 = TestKey::rsa("rsa-a", "rsa", jsonwebtoken::Algorithm::PS256);
+    let rs512 = TestKey::rsa("rsa-a", "rsa", jsonwebtoken::Algorithm::RS512);
+    let mut jwk = rs256.public_jwk.clone();
+    jwk.as_object_mut().unwrap().remove("alg");
+    let keys = json!({ "keys": [jwk] }).to_string();
+    let default = app_with(vec![issuer_with(KeySource::jwks_json(keys.clone()))], |b| b).await;
+    assert_ok(&get_with_token(&default, "/me", &rs256.sign(&valid_claims())).await);
+    let others = [ps256.sign(&valid_claims()), rs512.sign(&valid_claims())];
+    expect_invalid(&default, &others, "algorithm does not match the key").await;
+
+    // An issuer listing a PS algorithm first gets that one, and only that one.
+    let pss_first = app_with(
+        vec![
+            issuer_with(KeySource::jwks_json(keys))
+                .algorithms([Algorithm::PS256, Algorithm::RS256]),
+        ],
+        |b| b,
+    )
+    .await;
+    assert_ok(&get_with_token(&pss_first, "/me", &ps256.sign(&valid_claims())).await);
+    expect_invalid(
+        &pss_first,
+        &[rs256.sign(&valid_claims())],
+        "algorithm does not match the key",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn every_entry_point_enforces_the_token_size_cap() {
+    let key = ed();
+    let big = key.sign(&claims_with(json!({"pad": "a".repeat(9 * 1024)})));
+    let layer = JwtAuthLayer::<Value>::builder()
+        .issuer(issuer_with(KeySource::jwks_json(jwks(&[&key]))))
+        .build()
+        .await
+        .unwrap();
+    assert_eq!(
+        layer.verify(&big).await.unwrap_err(),
+        AuthError::TokenTooLarge
+    );
+    let roomy = JwtAuthLayer::<Value>::builder()
+        .issuer(issuer_with(KeySource::jwks_json(jwks(&[&key]))))
+        .max_token_len(64 * 1024)
+        .build()
+        .await
+        .unwrap();
+    assert!(roomy.verify(&big).await.is_ok());
+
+    let verifier =
+        SignatureVerifier::new(&[KeySource::jwks_json(jwks(&[&key]))], [Algorithm::EdDSA]).unwrap();
+    assert_eq!(verifier.verify(&big).unwrap_err(), AuthError::TokenTooLarge);
+    assert_eq!(
+        verifier.verify(&"a".repeat(1 << 20)).unwrap_err(),
+        AuthError::TokenTooLarge
+    );
+    let verifier = verifier.max_len(64 * 1024);
+    assert!(verifier.verify(&big).is_ok());
 }

@@ -363,14 +363,13 @@ async fn fractional_numeric_dates_are_rounded_down() {
 }
 
 #[tokio::test]
-async fn huge_and_negative_numeric_dates_never_panic() {
+async fn out_of_range_numeric_dates_are_refused_and_never_panic() {
     let app = app(|b| b.max_token_age(Duration::from_secs(3600))).await;
+    // The bounds of years 0001 to 9999 are dates like any other.
     let accepted = [
-        json!({"exp": 1e300}),
-        json!({"exp": i64::MAX}),
-        json!({"exp": u64::MAX}),
-        json!({"nbf": -1e300}),
-        json!({"nbf": i64::MIN}),
+        json!({"exp": 253402300799_i64}),
+        json!({"exp": 253402300799.5}),
+        json!({"nbf": -62135596800_i64}),
     ];
     for changes in accepted {
         let reply = call(&app, &claims_with(changes.clone())).await;
@@ -378,15 +377,21 @@ async fn huge_and_negative_numeric_dates_never_panic() {
     }
     let rejected = [
         (json!({"exp": -1}), "token expired"),
-        (json!({"exp": -1e300}), "token expired"),
-        (json!({"exp": i64::MIN}), "token expired"),
         (json!({"exp": 0}), "token expired"),
-        (json!({"nbf": 1e300}), "token not yet valid"),
-        (json!({"nbf": i64::MAX}), "token not yet valid"),
-        (json!({"iat": 1e300}), "token issued in the future"),
-        (json!({"iat": u64::MAX}), "token issued in the future"),
-        (json!({"iat": -1e300}), "token too old"),
-        (json!({"iat": i64::MIN}), "token too old"),
+        (json!({"exp": 1e300}), "exp out of range"),
+        (json!({"exp": i64::MAX}), "exp out of range"),
+        (json!({"exp": u64::MAX}), "exp out of range"),
+        (json!({"exp": 253402300800_i64}), "exp out of range"),
+        (json!({"exp": -1e300}), "exp out of range"),
+        (json!({"exp": i64::MIN}), "exp out of range"),
+        (json!({"nbf": 1e300}), "nbf out of range"),
+        (json!({"nbf": i64::MAX}), "nbf out of range"),
+        (json!({"nbf": -1e300}), "nbf out of range"),
+        (json!({"iat": 1e300}), "iat out of range"),
+        (json!({"iat": u64::MAX}), "iat out of range"),
+        (json!({"iat": -1e300}), "iat out of range"),
+        (json!({"iat": i64::MIN}), "iat out of range"),
+        (json!({"iat": -62135596800_i64}), "token too old"),
     ];
     for (changes, description) in rejected {
         let reply = call(&app, &claims_with(changes.clone())).await;

@@ -82,9 +82,14 @@ async fn a_jwk_alg_pins_the_algorithm_of_its_key() {
     let reply = get_with_token(&pinned_app, "/me", &ps256.sign(&valid_claims())).await;
     assert_invalid_token(&reply, "algorithm does not match the key");
 
-    // Without `alg`, the same RSA key serves both RSA signature schemes.
-    let unpinned = app(vec![issuer_with(KeySource::jwks_json(jwks(&[&rs256])))]).await;
-    assert_ok(&get_with_token(&unpinned, "/me", &ps256.sign(&valid_claims())).await);
+    // Without `alg`, the key serves one algorithm too (RFC 8725 §3.1): the first RSA algorithm
+    // of the allow-list, RS256 by default.
+    let mut bare = rs256.public_jwk.clone();
+    bare.as_object_mut().unwrap().remove("alg");
+    let unpinned = app(vec![issuer_with(jwks_of(&[bare]))]).await;
+    assert_ok(&get_with_token(&unpinned, "/me", &rs256.sign(&valid_claims())).await);
+    let reply = get_with_token(&unpinned, "/me", &ps256.sign(&valid_claims())).await;
+    assert_invalid_token(&reply, "algorithm does not match the key");
 }
 
 #[tokio::test]

@@ -10,6 +10,7 @@ mod remote;
 mod source;
 #[cfg(test)]
 mod vectors;
+mod weak;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -109,8 +109,10 @@ impl KeySource {
         self
     }
 
-    /// Pins a PEM key or shared secret to one algorithm. Default: every algorithm of the issuer's
-    /// allow-list that fits the key type. Ignored for a JWKS (its keys carry their own `alg`).
+    /// Pins a PEM key or shared secret to one algorithm. Default: the first algorithm of the
+    /// issuer's allow-list that fits the key type (RS256 for RSA, HS256 for a secret with the
+    /// default list): a key serves one algorithm (RFC 8725 §3.1). Ignored for a JWKS (its keys
+    /// carry their own `alg`, or get the same default).
     pub fn with_algorithm(mut self, algorithm: Algorithm) -> Self {
         self.algorithm = Some(algorithm);
         self

@@ -43,9 +43,11 @@ impl TestKey {
         let public_pem = key_file(&format!("{file}.pub.pem"));
         let der = DecodingKey::from_rsa_pem(public_pem.as_bytes()).unwrap();
         let public = aws_lc_rs::rsa::PublicKey::from_der(der.try_get_as_bytes().unwrap()).unwrap();
+        // An RSA key serves one algorithm: the JWK names it, as identity providers do.
         let public_jwk = json!({
             "kty": "RSA",
             "kid": kid,
+            "alg": alg_name(alg),
             "n": b64(public.modulus().big_endian_without_leading_zero()),
             "e": b64(public.exponent().big_endian_without_leading_zero()),
         });
