@@ -32,9 +32,9 @@ const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef";
 /// Distinct tokens signed per algorithm for the cache-miss run; the layer (and its cache) is
 /// rebuilt, outside the timing, each time they are used up.
 const POOL: usize = 2_000;
-/// The cache capacity of the cache-miss layer: small, so that most misses also evict, as in a
+/// The cache size (bytes) of the cache-miss layer: small, so that most misses also evict, as in a
 /// service whose cache is full.
-const MISS_CACHE: u64 = 250;
+const MISS_CACHE: u64 = 250 * 1024;
 
 #[derive(Debug, Serialize, Deserialize)]
 struct BenchClaims {
@@ -195,7 +195,7 @@ fn bench_algorithms(c: &mut Criterion) {
                                 .audience(AUDIENCE)
                                 .key(case.source.clone()),
                         )
-                        .token_cache_capacity(cache)
+                        .token_cache_bytes(cache)
                         .build(),
                 )
                 .unwrap()
@@ -238,7 +238,7 @@ fn bench_algorithms(c: &mut Criterion) {
                 assert!(floor.verify(message, signature));
             })
         });
-        let layer = build(tower_jwt_auth::DEFAULT_TOKEN_CACHE_CAPACITY);
+        let layer = build(tower_jwt_auth::DEFAULT_TOKEN_CACHE_BYTES);
         let repeated = &headers[0];
         group.bench_function("c_layer_hit", |b| {
             b.iter(|| {

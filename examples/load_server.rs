@@ -3,9 +3,9 @@
 //! ```text
 //! load_server plain ADDR                 GET /hello without the layer; also serves GET /jwks
 //! load_server layer ADDR JWKS_URL        GET /hello behind the layer (RS256, iss and aud checked);
-//!                                        TOKEN_CACHE=N sets the cache capacity (0: off)
+//!                                        TOKEN_CACHE=N sets the cache size in bytes (0: off)
 //! load_server tokens N FILE              writes N distinct RS256 tokens, one per line
-//! load_server memory N CACHE_CAPACITY    verifies N distinct tokens in-process (for /usr/bin/time -v)
+//! load_server memory N CACHE_BYTES       verifies N distinct tokens in-process (for /usr/bin/time -v)
 //! load_server profile N                  sends N requests with one token through the layer and a
 //!                                        no-op service (for valgrind --tool=callgrind)
 //! load_server profile-miss FILE N        (TOKEN_CACHE as above) the same with the distinct RS256 tokens of FILE (written by
@@ -120,14 +120,14 @@ fn write_tokens(n: usize, path: &str) -> Result<(), Box<dyn Error>> {
     Ok(())
 }
 
-/// A layer trusting `key` for the load issuer and audience, with a cache of `capacity` tokens.
+/// A layer trusting `key` for the load issuer and audience, with a cache of `capacity` bytes.
 async fn layer_with(
     key: KeySource,
     capacity: u64,
 ) -> Result<JwtAuthLayer<LoadClaims>, Box<dyn Error>> {
     Ok(JwtAuthLayer::builder()
         .issuer(Issuer::new(ISSUER).audience(AUDIENCE).key(key))
-        .token_cache_capacity(capacity)
+        .token_cache_bytes(capacity)
         .build()
         .await?)
 }
@@ -152,7 +152,7 @@ async fn profile(n: usize) -> Result<(), Box<dyn Error>> {
     const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef";
     let layer = layer_with(
         KeySource::shared_secret(SECRET),
-        tower_jwt_auth::DEFAULT_TOKEN_CACHE_CAPACITY,
+        tower_jwt_auth::DEFAULT_TOKEN_CACHE_BYTES,
     )
     .await?;
     let token = jsonwebtoken::encode(
@@ -186,11 +186,11 @@ async fn send(
     Ok(())
 }
 
-/// The cache capacity: `TOKEN_CACHE` if set, else the default.
+/// The cache size in bytes: `TOKEN_CACHE` if set, else the default.
 fn cache_capacity() -> Result<u64, Box<dyn Error>> {
     Ok(match std::env::var("TOKEN_CACHE") {
         Ok(value) => value.parse()?,
-        Err(_) => tower_jwt_auth::DEFAULT_TOKEN_CACHE_CAPACITY,
+        Err(_) => tower_jwt_auth::DEFAULT_TOKEN_CACHE_BYTES,
     })
 }
 
@@ -236,6 +236,6 @@ async fn main() -> Result<(), Box<dyn Error>> {
         ["memory", n, capacity] => memory(n.parse()?, capacity.parse()?).await,
         ["profile", n] => profile(n.parse()?).await,
         ["profile-miss", path, n] => profile_miss(path, n.parse()?).await,
-        _ => Err("usage: load_server plain ADDR | layer ADDR JWKS_URL | tokens N FILE | memory N CACHE_CAPACITY | profile N | profile-miss FILE N".into()),
+        _ => Err("usage: load_server plain ADDR | layer ADDR JWKS_URL | tokens N FILE | memory N CACHE_BYTES | profile N | profile-miss FILE N".into()),
     }
 }

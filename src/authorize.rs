@@ -12,10 +12,10 @@ use pin_project_lite::pin_project;
 use tower_layer::Layer;
 use tower_service::Service;
 
+use crate::authenticator::Anonymous;
 use crate::claims::{Claims, VerifiedToken};
 use crate::error::AuthError;
-use crate::layer::Anonymous;
-use crate::response::{DefaultRejection, RejectionResponse};
+use crate::response::{DefaultRejection, RejectionResponse, reject};
 
 type Check = dyn Fn(&Extensions) -> Option<bool> + Send + Sync;
 
@@ -244,9 +244,7 @@ where
                 },
             },
             Some(error) => {
-                tracing::debug!(cause = error.cause(), %error, "request refused");
-                let mut response = self.authorize.rejection.reject(&error);
-                response.extensions_mut().insert(error);
+                let response = reject(&self.authorize.rejection, &error);
                 AuthorizeFuture {
                     state: State::Refused {
                         response: Some(response),

@@ -10,14 +10,17 @@ use http::HeaderName;
 use serde::de::DeserializeOwned;
 
 use crate::algorithm::{Algorithm, AlgorithmSet};
+use crate::authenticator::{AsyncValidator, AuthConfig, Authenticator};
 use crate::cache::TokenCache;
+use crate::claims::{Claims, VerifiedToken};
+use crate::clock::{Clock, SharedClock};
 use crate::error::ConfigError;
 use crate::jws::HeaderMemo;
 use crate::keys::{
     HttpPolicy, KeySet, KeySource, KeyStore, RefreshPolicy, RemoteKeys, RemoteSetup, RemoteSource,
     SourceKind, checked_url, default_client,
 };
-use crate::layer::{JwtAuthLayer, Shared};
+use crate::layer::JwtAuthLayer;
 use crate::response::DefaultRejection;
 use crate::token::{TokenExtractor, TokenSource};
 use crate::verify::{ClaimRules, IssuerPolicy, Validator, Verifier};
@@ -26,8 +29,8 @@ use crate::verify::{ClaimRules, IssuerPolicy, Validator, Verifier};
 pub const DEFAULT_LEEWAY: Duration = Duration::from_secs(60);
 /// Default maximum token length, in bytes.
 pub const DEFAULT_MAX_TOKEN_LEN: usize = 8 * 1024;
-/// Default capacity of the verified-token cache, in tokens.
-pub const DEFAULT_TOKEN_CACHE_CAPACITY: u64 = 10_000;
+/// Default size of the verified-token cache, in bytes (about 10,000 tokens of 1 KiB).
+pub const DEFAULT_TOKEN_CACHE_BYTES: u64 = 32 * 1024 * 1024;
 
 /// A trusted token issuer: the `iss` it puts in tokens, the audiences accepted from it, the
 /// algorithms it may use, and where its keys come from.
@@ -228,6 +231,9 @@ pub struct JwtAuthBuilder<T> {
     max_age: Option<Duration>,
     required_claims: Vec<String>,
     validators: Vec<Validator<T>>,
+    async_validators: Vec<AsyncValidator<T>>,
+    clock: SharedClock,
+    cors_preflight: bool,
     max_token_len: usize,
     token_sources: Vec<TokenSource>,
     realm: Option<String>,
@@ -235,7 +241,7 @@ pub struct JwtAuthBuilder<T> {
     refresh_policy: RefreshPolicy,
     start_without_keys: bool,
     http_policy: HttpPolicy,
-    token_cache_capacity: u64,
+    token_cache_bytes: u64,
 }
 
 impl<T> fmt::Debug for JwtAuthBuilder<T> {
@@ -248,6 +254,9 @@ impl<T> fmt::Debug for JwtAuthBuilder<T> {
             .field("max_age", &self.max_age)
             .field("required_claims", &self.required_claims)
             .field("validators", &self.validators.len())
+            .field("async_validators", &self.async_validators.len())
+            .field("clock", &self.clock)
+            .field("cors_preflight", &self.cors_preflight)
             .field("max_token_len", &self.max_token_len)
             .field("token_sources", &self.token_sources)
             .field("realm", &self.realm)
@@ -255,7 +264,7 @@ impl<T> fmt::Debug for JwtAuthBuilder<T> {
             .field("refresh_policy", &self.refresh_policy)
             .field("start_without_keys", &self.start_without_keys)
             .field("http_policy", &self.http_policy)
-            .field("token_cache_capacity", &self.token_cache_capacity)
+            .field("token_cache_bytes", &self.token_cache_bytes)
             .finish()
     }
 }
@@ -270,6 +279,9 @@ impl<T> Default for JwtAuthBuilder<T> {
             max_age: None,
             required_claims: Vec::new(),
             validators: Vec::new(),
+            async_validators: Vec::new(),
+            clock: SharedClock::default(),
+            cors_preflight: false,
             max_token_len: DEFAULT_MAX_TOKEN_LEN,
             token_sources: Vec::new(),
             realm: None,
@@ -277,7 +289,7 @@ impl<T> Default for JwtAuthBuilder<T> {
             refresh_policy: RefreshPolicy::default(),
             start_without_keys: false,
             http_policy: HttpPolicy::LoopbackOnly,
-            token_cache_capacity: DEFAULT_TOKEN_CACHE_CAPACITY,
+            token_cache_bytes: DEFAULT_TOKEN_CACHE_BYTES,
         }
     }
 }
@@ -358,23 +370,94 @@ where
         self
     }
 
-    /// Also reads the token from this cookie. Default: only `Authorization: Bearer`.
-    pub fn token_from_cookie(mut self, name: impl Into<String>) -> Self {
-        self.token_sources.push(TokenSource::Cookie(name.into()));
+    /// Also reads the token from `source`; may be called for several sources. The
+    /// `Authorization: Bearer` header is always read, and a request carrying a token in more than
+    /// one place is refused (`400 invalid_request`). Default: only `Authorization: Bearer`.
+    ///
+    /// ```
+    /// use tower_jwt_auth::{JwtAuthLayer, TokenSource};
+    ///
+    /// // Browsers can't set headers on a WebSocket handshake: they send
+    /// // `Sec-WebSocket-Protocol: access_token, <jwt>` instead.
+    /// let builder = JwtAuthLayer::<serde_json::Value>::builder()
+    ///     .token_source(TokenSource::WebSocketProtocol)
+    ///     .token_source(TokenSource::Cookie("session".into()));
+    /// # let _ = builder;
+    /// ```
+    pub fn token_source(mut self, source: TokenSource) -> Self {
+        self.token_sources.push(source);
         self
     }
 
-    /// Also reads the token from this header, as a bare token. Default: only
-    /// `Authorization: Bearer`.
-    pub fn token_from_header(mut self, name: HeaderName) -> Self {
-        self.token_sources.push(TokenSource::Header(name));
-        self
+    /// Also reads the token from this cookie: [`token_source`](Self::token_source) with
+    /// [`TokenSource::Cookie`]. Default: only `Authorization: Bearer`.
+    pub fn token_from_cookie(self, name: impl Into<String>) -> Self {
+        self.token_source(TokenSource::Cookie(name.into()))
+    }
+
+    /// Also reads the token from this header, as a bare token: [`token_source`](Self::token_source)
+    /// with [`TokenSource::Header`]. Default: only `Authorization: Bearer`.
+    pub fn token_from_header(self, name: HeaderName) -> Self {
+        self.token_source(TokenSource::Header(name))
     }
 
     /// Also reads the token from this query parameter (RFC 6750 §2.3, discouraged: URLs are
-    /// logged). Default: only `Authorization: Bearer`.
-    pub fn token_from_query(mut self, name: impl Into<String>) -> Self {
-        self.token_sources.push(TokenSource::Query(name.into()));
+    /// logged): [`token_source`](Self::token_source) with [`TokenSource::Query`]. Default: only
+    /// `Authorization: Bearer`.
+    pub fn token_from_query(self, name: impl Into<String>) -> Self {
+        self.token_source(TokenSource::Query(name.into()))
+    }
+
+    /// Lets CORS preflight requests (`OPTIONS` with `Origin` and
+    /// `Access-Control-Request-Method`) pass without a token, as anonymous requests: browsers
+    /// never send credentials on a preflight. Put tower-http's `CorsLayer` outside this layer so
+    /// that it answers them (see the README). Default: a preflight needs a token like any request.
+    pub fn allow_cors_preflight(mut self) -> Self {
+        self.cors_preflight = true;
+        self
+    }
+
+    /// The clock every time check reads (`exp`, `nbf`, `iat`, the maximum age). Default:
+    /// [`SystemClock`](crate::SystemClock). Tests can step their own clock instead of minting
+    /// tokens in the past.
+    pub fn clock(mut self, clock: impl Clock) -> Self {
+        self.clock = SharedClock::new(clock);
+        self
+    }
+
+    /// Adds a check that may wait (a database, a remote deny list) on the typed claims and the
+    /// [`VerifiedToken`](crate::VerifiedToken), run after the signature and claim checks and on
+    /// every cache hit too; `Err` rejects the request with `401 invalid_token` and the reason as
+    /// `error_description` (keep it free of anything secret), like [`validate`](Self::validate).
+    ///
+    /// Requests wait only when such a check exists; without one the layer's path stays
+    /// synchronous.
+    ///
+    /// ```
+    /// use std::collections::HashSet;
+    /// use std::sync::Arc;
+    /// use tower_jwt_auth::{JwtAuthLayer, RegisteredClaims};
+    ///
+    /// let banned = Arc::new(HashSet::from(["mallory".to_owned()]));
+    /// let builder = JwtAuthLayer::<RegisteredClaims>::builder().validate_async(move |claims, _token| {
+    ///     let banned = Arc::clone(&banned);
+    ///     async move {
+    ///         match &claims.sub {
+    ///             Some(sub) if banned.contains(sub) => Err("subject banned".into()),
+    ///             _ => Ok(()),
+    ///         }
+    ///     }
+    /// });
+    /// # let _ = builder;
+    /// ```
+    pub fn validate_async<F, Fut>(mut self, check: F) -> Self
+    where
+        F: Fn(Claims<T>, VerifiedToken) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), Cow<'static, str>>> + Send + 'static,
+    {
+        self.async_validators.push(Box::new(move |claims, token| {
+            Box::pin(check(claims, token))
+        }));
         self
     }
 
@@ -384,17 +467,20 @@ where
         self
     }
 
-    /// How many verified tokens to keep, so that a repeated token skips the signature check;
-    /// `0` switches the cache off. Default: [`DEFAULT_TOKEN_CACHE_CAPACITY`] (10,000).
+    /// How many bytes the verified-token cache may hold, so that a repeated token skips the
+    /// signature check; `0` switches the cache off. Default: [`DEFAULT_TOKEN_CACHE_BYTES`]
+    /// (32 MiB, about 10,000 tokens of 1 KiB).
     ///
-    /// An entry is keyed by the SHA-256 of the whole token and lives until the token's `exp` (an
-    /// hour at most); a token that is not valid yet is not kept, and an entry whose signing key has
-    /// left the issuer's key set is not used. On a hit the time claims (`exp`, `nbf`, `iat`, the
-    /// maximum age) are checked again and the [`validate`](Self::validate) checks run again, so a
-    /// validator that consults changing state (a deny list) still sees every request. Memory: an
-    /// entry holds the decoded claims `T` and about 300 bytes besides.
-    pub fn token_cache_capacity(mut self, capacity: u64) -> Self {
-        self.token_cache_capacity = capacity;
+    /// An entry weighs its payload twice (the text kept for [`VerifiedToken::payload`] and, about
+    /// as much, the decoded claims) plus 320 bytes, so a claims-heavy 8 KiB token counts for what
+    /// it costs. An entry is keyed by the SHA-256 of the whole token and lives until the token's
+    /// `exp` (an hour at most); a token that is not valid yet is not kept, and an entry whose
+    /// signing key has left the issuer's key set is not used. On a hit the time claims (`exp`,
+    /// `nbf`, `iat`, the maximum age) are checked again and the [`validate`](Self::validate) and
+    /// [`validate_async`](Self::validate_async) checks run again, so a check that consults
+    /// changing state (a deny list) still sees every request.
+    pub fn token_cache_bytes(mut self, bytes: u64) -> Self {
+        self.token_cache_bytes = bytes;
         self
     }
 
@@ -494,28 +580,29 @@ where
                 .map(String::into_boxed_str)
                 .collect(),
         };
-        let realm: Option<Arc<str>> = self.realm.map(Arc::from);
-        let shared = Shared {
+        let config = AuthConfig {
             verifier: Verifier {
                 issuers,
                 max_token_len: self.max_token_len,
                 rules,
                 validators: self.validators.into_boxed_slice(),
-                cache: (self.token_cache_capacity > 0)
-                    .then(|| TokenCache::new(self.token_cache_capacity)),
+                cache: (self.token_cache_bytes > 0)
+                    .then(|| TokenCache::new(self.token_cache_bytes)),
                 headers: HeaderMemo::default(),
             },
             extractor: TokenExtractor {
                 extra_sources: self.token_sources.into_boxed_slice(),
                 max_len: self.max_token_len,
             },
-            realm: realm.clone(),
+            clock: self.clock,
+            async_validators: self.async_validators.into_boxed_slice(),
+            cors_preflight: self.cors_preflight,
         };
-        let rejection = match realm {
+        let rejection = match self.realm {
             Some(realm) => DefaultRejection::with_realm(realm),
             None => DefaultRejection::default(),
         };
-        Ok(JwtAuthLayer::from_parts(Arc::new(shared), rejection))
+        Ok(JwtAuthLayer::new(Authenticator::new(config), rejection))
     }
 }
 

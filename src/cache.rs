@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use aws_lc_rs::digest;
+use quick_cache::Weighter;
 use quick_cache::sync::Cache;
 
 use crate::claims::{Claims, NumericDate, VerifiedToken};
@@ -29,13 +30,30 @@ pub(crate) struct CachedToken<T> {
     pub(crate) key: Arc<PreparedKey>,
     /// When the entry stops being served: the token's `exp`, or an hour after it was made.
     expires_at: Instant,
+    /// What the entry costs in memory, in bytes (an estimate, see [`EntryBytes`]).
+    weight: u64,
 }
 
 /// The cache key: the SHA-256 of the token.
 pub(crate) type TokenHash = [u8; 32];
 
+/// The fixed cost of an entry besides its payload: the hash, the `Arc`s, the registered claims
+/// and the cache's own bookkeeping.
+const ENTRY_OVERHEAD: u64 = 320;
+
+/// Weighs an entry by what it holds: the payload text, about as much again for the decoded claims,
+/// and the fixed overhead. Computed from a length the entry keeps, so it is trivially cheap.
+#[derive(Clone, Copy)]
+struct EntryBytes;
+
+impl<T> Weighter<TokenHash, Arc<CachedToken<T>>> for EntryBytes {
+    fn weight(&self, _: &TokenHash, entry: &Arc<CachedToken<T>>) -> u64 {
+        entry.weight
+    }
+}
+
 pub(crate) struct TokenCache<T> {
-    entries: Cache<TokenHash, Arc<CachedToken<T>>>,
+    entries: Cache<TokenHash, Arc<CachedToken<T>>, EntryBytes>,
 }
 
 impl<T> std::fmt::Debug for TokenCache<T> {
@@ -47,10 +65,12 @@ impl<T> std::fmt::Debug for TokenCache<T> {
 }
 
 impl<T: Send + Sync + 'static> TokenCache<T> {
-    /// A cache of at most `capacity` tokens.
-    pub(crate) fn new(capacity: u64) -> Self {
+    /// A cache of at most `bytes` bytes of entries.
+    pub(crate) fn new(bytes: u64) -> Self {
+        // The estimate only sizes the index up front; entries of 1 KiB payloads are typical.
+        let estimated_items = usize::try_from(bytes / (2048 + ENTRY_OVERHEAD)).unwrap_or(1 << 20);
         Self {
-            entries: Cache::new(usize::try_from(capacity).unwrap_or(usize::MAX)),
+            entries: Cache::with_weighter(estimated_items.max(16), bytes, EntryBytes),
         }
     }
 
@@ -99,12 +119,14 @@ impl<T: Send + Sync + 'static> TokenCache<T> {
             },
             None => MAX_ENTRY_LIFETIME,
         };
+        let weight = 2 * token.payload_json().len() as u64 + ENTRY_OVERHEAD;
         let entry = CachedToken {
             claims,
             token,
             issuer,
             key,
             expires_at: Instant::now() + lifetime,
+            weight,
         };
         self.entries.insert(hash, Arc::new(entry));
     }
@@ -130,12 +152,29 @@ mod tests {
     }
 
     fn insert(cache: &TokenCache<()>, token: &str, exp: Option<i64>, nbf: Option<i64>) {
+        insert_payload(cache, token, exp, nbf, "{}");
+    }
+
+    fn insert_payload(
+        cache: &TokenCache<()>,
+        token: &str,
+        exp: Option<i64>,
+        nbf: Option<i64>,
+        payload: &str,
+    ) {
         let registered = RegisteredClaims {
             exp: exp.map(NumericDate),
             nbf: nbf.map(NumericDate),
             ..RegisteredClaims::default()
         };
-        let details = VerifiedToken::new(Algorithm::HS256, None, None, registered);
+        let details = VerifiedToken::with_payload(
+            Algorithm::HS256,
+            None,
+            None,
+            registered,
+            Box::default(),
+            payload.into(),
+        );
         cache.insert(
             TokenCache::<()>::hash(token),
             Claims(Arc::new(())),
@@ -148,7 +187,7 @@ mod tests {
 
     #[test]
     fn keeps_only_tokens_valid_now() {
-        let cache = TokenCache::new(100);
+        let cache = TokenCache::new(100 * 1024);
         insert(&cache, "valid", Some(NOW + 60), Some(NOW - 1));
         insert(&cache, "no exp", None, None);
         insert(&cache, "not yet valid", Some(NOW + 60), Some(NOW + 5));
@@ -166,7 +205,7 @@ mod tests {
 
     #[test]
     fn an_entry_lives_until_exp_and_at_most_an_hour() {
-        let cache = TokenCache::new(100);
+        let cache = TokenCache::new(100 * 1024);
         insert(&cache, "soon", Some(NOW + 90), None);
         insert(&cache, "far", Some(NOW + 30 * 86_400), None);
         let lifetime = |token: &str| {
@@ -179,12 +218,22 @@ mod tests {
     }
 
     #[test]
-    fn the_capacity_bounds_the_entries() {
-        let cache = TokenCache::new(50);
+    fn the_byte_bound_holds_whatever_the_token_size() {
+        // Small entries weigh 2 × 2 + 320 bytes: at most 50 fit.
+        let cache = TokenCache::new(50 * 324);
         for i in 0..1000 {
             insert(&cache, &format!("token-{i}"), Some(NOW + 600), None);
         }
         assert!(cache.len() <= 50, "{}", cache.len());
+        assert!(cache.len() >= 25, "{}", cache.len());
+        // Claims-heavy 8 KiB payloads weigh 16.3 KiB each: a 100 KiB cache holds at most six.
+        let cache = TokenCache::new(100 * 1024);
+        let payload = format!(r#"{{"pad":"{}"}}"#, "a".repeat(8 * 1024));
+        for i in 0..100 {
+            insert_payload(&cache, &format!("big-{i}"), Some(NOW + 600), None, &payload);
+        }
+        assert!(cache.len() <= 6, "{}", cache.len());
+        assert!(cache.len() >= 1, "{}", cache.len());
     }
 
     #[test]

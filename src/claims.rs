@@ -68,23 +68,6 @@ struct TokenDetails {
 }
 
 impl VerifiedToken {
-    #[cfg(test)]
-    pub(crate) fn new(
-        algorithm: Algorithm,
-        key_id: Option<String>,
-        token_type: Option<String>,
-        registered: RegisteredClaims,
-    ) -> Self {
-        Self::with_payload(
-            algorithm,
-            key_id.map(Arc::from),
-            token_type.map(Arc::from),
-            registered,
-            Box::default(),
-            "{}".into(),
-        )
-    }
-
     pub(crate) fn with_payload(
         algorithm: Algorithm,
         key_id: Option<Arc<str>>,

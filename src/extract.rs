@@ -2,28 +2,37 @@
 
 use std::any::type_name;
 use std::fmt;
-use std::sync::Arc;
 
+use axum_core::body::Body;
 use axum_core::extract::{FromRequestParts, OptionalFromRequestParts};
 use axum_core::response::{IntoResponse, Response};
 use http::StatusCode;
 use http::request::Parts;
 
+use crate::authenticator::Anonymous;
 use crate::claims::{Claims, VerifiedToken};
 use crate::error::AuthError;
-use crate::layer::Anonymous;
-use crate::response::{DefaultRejection, RejectionResponse};
+use crate::response::{DefaultRejection, LayerRejection, reject};
 
-/// Why [`Claims`] or [`VerifiedToken`] could not be extracted.
+/// Why [`Claims`], [`VerifiedToken`] or [`RequireScopes`] could not be extracted.
+///
+/// Answered the way the [`JwtAuthLayer`](crate::JwtAuthLayer) the request went through answers
+/// (its realm, its [`with_rejection`](crate::JwtAuthLayer::with_rejection) response), counted
+/// and logged like the layer's own rejections. [`kind`](Self::kind) says which case it is.
 #[derive(Debug, Clone)]
+pub struct ClaimsRejection {
+    kind: ClaimsRejectionKind,
+    /// The layer's rejection, when a layer ran and its services answer with axum's body.
+    layer: Option<LayerRejection<Body>>,
+}
+
+/// The cases of a [`ClaimsRejection`].
+#[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
-pub enum ClaimsRejection {
+pub enum ClaimsRejectionKind {
     /// The request went through a [`JwtAuthLayer::optional`](crate::JwtAuthLayer::optional) layer
     /// without a token, but the handler requires one: `401` with a `Bearer` challenge.
-    Unauthenticated {
-        /// The layer's realm.
-        realm: Option<Arc<str>>,
-    },
+    Unauthenticated,
     /// No layer ran for this request, or it was built for another claims type: a server bug,
     /// answered with `500`.
     LayerMissing {
@@ -37,16 +46,45 @@ pub enum ClaimsRejection {
     },
 }
 
+impl ClaimsRejection {
+    /// Which case it is.
+    pub fn kind(&self) -> &ClaimsRejectionKind {
+        &self.kind
+    }
+
+    fn new(kind: ClaimsRejectionKind, parts: &Parts) -> Self {
+        Self {
+            kind,
+            layer: parts.extensions.get::<LayerRejection<Body>>().cloned(),
+        }
+    }
+
+    /// The [`AuthError`] the layer's rejection is built from; `None` for a missing layer.
+    fn auth_error(&self) -> Option<AuthError> {
+        match &self.kind {
+            ClaimsRejectionKind::Unauthenticated => Some(AuthError::MissingToken),
+            ClaimsRejectionKind::LayerMissing { .. } => None,
+            ClaimsRejectionKind::InsufficientScope { required } => {
+                Some(AuthError::InsufficientScope {
+                    required: required.clone().into(),
+                })
+            }
+        }
+    }
+}
+
 impl fmt::Display for ClaimsRejection {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Unauthenticated { .. } => f.write_str("no bearer token in the request"),
-            Self::LayerMissing { type_name } => write!(
+        match &self.kind {
+            ClaimsRejectionKind::Unauthenticated => f.write_str("no bearer token in the request"),
+            ClaimsRejectionKind::LayerMissing { type_name } => write!(
                 f,
                 "missing request extension `{type_name}`: is `JwtAuthLayer` added to this route, \
                  with the same claims type?"
             ),
-            Self::InsufficientScope { required } => write!(f, "insufficient scope: {required}"),
+            ClaimsRejectionKind::InsufficientScope { required } => {
+                write!(f, "insufficient scope: {required}")
+            }
         }
     }
 }
@@ -55,27 +93,23 @@ impl std::error::Error for ClaimsRejection {}
 
 impl IntoResponse for ClaimsRejection {
     fn into_response(self) -> Response {
-        match self {
-            Self::Unauthenticated { realm } => {
-                let rejection =
-                    realm.map_or_else(DefaultRejection::default, DefaultRejection::with_realm);
-                let mut response: Response = rejection.reject(&AuthError::MissingToken);
-                response.extensions_mut().insert(AuthError::MissingToken);
-                response
-            }
-            Self::LayerMissing { .. } => {
-                tracing::error!(%self, "claims extractor used without the layer");
-                (StatusCode::INTERNAL_SERVER_ERROR, self.to_string()).into_response()
-            }
-            Self::InsufficientScope { required } => {
-                let error = AuthError::InsufficientScope {
-                    required: required.into(),
-                };
-                let mut response: Response = DefaultRejection::default().reject(&error);
-                response.extensions_mut().insert(error);
-                response
-            }
+        let Some(error) = self.auth_error() else {
+            tracing::error!(%self, "claims extractor used without the layer");
+            return (StatusCode::INTERNAL_SERVER_ERROR, self.to_string()).into_response();
+        };
+        match &self.layer {
+            Some(LayerRejection(rejection)) => reject(&**rejection, &error),
+            None => reject(&DefaultRejection::default(), &error),
         }
+    }
+}
+
+/// [`AuthError`] as a response: the default RFC 6750 rejection (no realm), so that a handler can
+/// use `?` on [`JwtAuthLayer::verify`](crate::JwtAuthLayer::verify), e.g. for a token that came in
+/// a WebSocket message.
+impl IntoResponse for AuthError {
+    fn into_response(self) -> Response {
+        reject(&DefaultRejection::default(), &self)
     }
 }
 
@@ -89,9 +123,12 @@ where
     }
     match parts.extensions.get::<Anonymous>() {
         Some(_) => Ok(None),
-        None => Err(ClaimsRejection::LayerMissing {
-            type_name: type_name::<X>(),
-        }),
+        None => Err(ClaimsRejection::new(
+            ClaimsRejectionKind::LayerMissing {
+                type_name: type_name::<X>(),
+            },
+            parts,
+        )),
     }
 }
 
@@ -99,12 +136,8 @@ fn required<X>(parts: &Parts) -> Result<X, ClaimsRejection>
 where
     X: Clone + Send + Sync + 'static,
 {
-    from_extensions(parts)?.ok_or_else(|| ClaimsRejection::Unauthenticated {
-        realm: parts
-            .extensions
-            .get::<Anonymous>()
-            .and_then(|anonymous| anonymous.realm.clone()),
-    })
+    from_extensions(parts)?
+        .ok_or_else(|| ClaimsRejection::new(ClaimsRejectionKind::Unauthenticated, parts))
 }
 
 impl<S, T> FromRequestParts<S> for Claims<T>
@@ -202,9 +235,12 @@ where
         if S::SCOPES.iter().all(|scope| token.has_scope(scope)) {
             Ok(Self(token, std::marker::PhantomData))
         } else {
-            Err(ClaimsRejection::InsufficientScope {
-                required: S::SCOPES.join(" "),
-            })
+            Err(ClaimsRejection::new(
+                ClaimsRejectionKind::InsufficientScope {
+                    required: S::SCOPES.join(" "),
+                },
+                parts,
+            ))
         }
     }
 }

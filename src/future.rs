@@ -1,31 +1,29 @@
 //! [`ResponseFuture`]: the inner service's future, a rejection that is ready at once, or (rarely)
-//! a wait for keys that a refetch may bring.
+//! a decision that has to wait for keys or async checks.
 
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
 use http::{Request, Response};
 use pin_project_lite::pin_project;
-use serde::de::DeserializeOwned;
 use tower_service::Service;
 
-use crate::layer::JwtAuthLayer;
-use crate::response::RejectionResponse;
-use crate::service::reject;
+use crate::authenticator::{PendingDecision, admit};
+use crate::response::{RejectionResponse, reject};
 use crate::telemetry;
-
-/// A wait for keys: boxed, since it is rare and its type is private.
-type KeysWait = Pin<Box<dyn Future<Output = ()> + Send>>;
 
 pin_project! {
     /// The response future of [`JwtAuth`](crate::JwtAuth).
     ///
     /// For a token signed by a known key it is the inner service's future (or a ready
-    /// rejection), with no allocation and no lock. Only a token naming a `kid` missing from a
-    /// fetched key set waits, at most [`RefreshPolicy::unknown_kid_wait`](crate::RefreshPolicy::unknown_kid_wait),
-    /// for the refetch it triggered or joined; it is then verified once more.
+    /// rejection), with no allocation and no lock. Only a request that must wait holds a boxed
+    /// future: a token naming a `kid` missing from a fetched key set waits, at most
+    /// [`RefreshPolicy::unknown_kid_wait`](crate::RefreshPolicy::unknown_kid_wait), for the
+    /// refetch it triggered or joined and is then verified once more; and the checks of
+    /// [`JwtAuthBuilder::validate_async`](crate::JwtAuthBuilder::validate_async) run.
     pub struct ResponseFuture<S, T, R, ReqBody>
     where
         S: Service<Request<ReqBody>>,
@@ -48,19 +46,19 @@ pin_project! {
         Rejected {
             response: Option<S::Response>,
         },
-        AwaitingKeys {
-            wait: KeysWait,
-            pending: Option<Pending<S, T, R, ReqBody>>,
+        Pending {
+            decision: PendingDecision<T>,
+            waiting: Option<Waiting<S, R, ReqBody>>,
         },
     }
 }
 
-/// What a request waiting for keys needs to go on: the inner service (ready, taken from the
-/// wrapping service), the request, and the layer to verify it again.
-struct Pending<S, T, R, ReqBody> {
+/// What a waiting request needs to go on: the inner service (ready, taken from the wrapping
+/// service), the request, and the rejection to answer with.
+struct Waiting<S, R, ReqBody> {
     inner: S,
     request: Request<ReqBody>,
-    layer: JwtAuthLayer<T, R>,
+    rejection: Arc<R>,
 }
 
 impl<S, T, R, ReqBody> ResponseFuture<S, T, R, ReqBody>
@@ -81,19 +79,19 @@ where
         }
     }
 
-    pub(crate) fn awaiting_keys(
-        wait: KeysWait,
+    pub(crate) fn pending(
+        decision: PendingDecision<T>,
         inner: S,
         request: Request<ReqBody>,
-        layer: JwtAuthLayer<T, R>,
+        rejection: Arc<R>,
     ) -> Self {
         Self {
-            state: State::AwaitingKeys {
-                wait,
-                pending: Some(Pending {
+            state: State::Pending {
+                decision,
+                waiting: Some(Waiting {
                     inner,
                     request,
-                    layer,
+                    rejection,
                 }),
             },
         }
@@ -103,7 +101,7 @@ where
 impl<S, T, R, ReqBody, ResBody> Future for ResponseFuture<S, T, R, ReqBody>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>>,
-    T: DeserializeOwned + Send + Sync + 'static,
+    T: Send + Sync + 'static,
     R: RejectionResponse<ResBody>,
 {
     type Output = Result<Response<ResBody>, S::Error>;
@@ -118,27 +116,26 @@ where
                     // Polled again after completion: a contract violation by the caller.
                     None => panic!("ResponseFuture polled after completion"),
                 },
-                StateProj::AwaitingKeys { wait, pending } => {
-                    ready!(wait.as_mut().poll(cx));
-                    let Some(Pending {
+                StateProj::Pending { decision, waiting } => {
+                    let outcome = ready!(decision.as_mut().poll(cx));
+                    let Some(Waiting {
                         mut inner,
                         mut request,
-                        layer,
-                    }) = pending.take()
+                        rejection,
+                    }) = waiting.take()
                     else {
                         panic!("ResponseFuture polled after completion");
                     };
-                    // Verified once more with whatever keys the refetch brought; a failure now
-                    // is final.
-                    match layer.authenticate(&mut request) {
-                        Ok(()) => {
+                    match outcome {
+                        Ok(outcome) => {
                             telemetry::request_accepted();
+                            admit(&mut request, outcome);
                             State::Inner {
                                 future: inner.call(request),
                             }
                         }
-                        Err(failure) => State::Rejected {
-                            response: Some(reject(&layer, &failure.settle())),
+                        Err(error) => State::Rejected {
+                            response: Some(reject(&*rejection, &error)),
                         },
                     }
                 }

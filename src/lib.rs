@@ -92,10 +92,12 @@
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 mod algorithm;
+mod authenticator;
 mod authorize;
 mod builder;
 mod cache;
 mod claims;
+mod clock;
 mod error;
 #[cfg(feature = "axum")]
 mod extract;
@@ -118,15 +120,16 @@ mod verify;
 pub use algorithm::{Algorithm, UnsupportedAlgorithm};
 pub use authorize::{Authorize, AuthorizeFuture, AuthorizeService};
 pub use builder::{
-    DEFAULT_LEEWAY, DEFAULT_MAX_TOKEN_LEN, DEFAULT_TOKEN_CACHE_CAPACITY, Issuer, JwtAuthBuilder,
+    DEFAULT_LEEWAY, DEFAULT_MAX_TOKEN_LEN, DEFAULT_TOKEN_CACHE_BYTES, Issuer, JwtAuthBuilder,
 };
 pub use claims::{
     Audience, Claims, DateOutOfRange, KEYCLOAK_REALM_ROLES, NumericDate, RegisteredClaims,
     VerifiedToken,
 };
+pub use clock::{Clock, SystemClock};
 pub use error::{AuthError, ConfigError, ErrorCode};
 #[cfg(feature = "axum")]
-pub use extract::{ClaimsRejection, RequireScopes, ScopeRequirement};
+pub use extract::{ClaimsRejection, ClaimsRejectionKind, RequireScopes, ScopeRequirement};
 pub use future::ResponseFuture;
 pub use keys::{FetchCounts, FetchError, KeySetStatus, KeySource, RefreshPolicy, SkippedKey};
 pub use layer::JwtAuthLayer;

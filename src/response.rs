@@ -7,6 +7,7 @@ use http::header::{RETRY_AFTER, WWW_AUTHENTICATE};
 use http::{HeaderValue, Response};
 
 use crate::error::AuthError;
+use crate::telemetry;
 
 /// Builds the response for a rejected request.
 ///
@@ -76,6 +77,40 @@ impl<B: Default> RejectionResponse<B> for DefaultRejection {
             headers.insert(RETRY_AFTER, HeaderValue::from(retry_after.as_secs().max(1)));
         }
         response
+    }
+}
+
+/// The one place a rejection is built, for the layer, [`Authorize`](crate::Authorize), the axum
+/// extractors and [`AuthError`]'s own response: the configured response, the error in its
+/// extensions (for outer layers), one `debug` line with the cause (never the token) and the
+/// `jwt_auth_requests_total` count.
+pub(crate) fn reject<B, R>(rejection: &R, error: &AuthError) -> Response<B>
+where
+    R: RejectionResponse<B> + ?Sized,
+{
+    // At debug level even for `keys_unavailable`: the key refresh logs an outage once when it
+    // starts, not once per request.
+    tracing::debug!(cause = error.cause(), %error, "request rejected");
+    telemetry::request_rejected(error);
+    let mut response = rejection.reject(error);
+    response.extensions_mut().insert(error.clone());
+    response
+}
+
+/// The rejection of the [`JwtAuthLayer`](crate::JwtAuthLayer) a request went through, in the
+/// body type of the service behind it. The layer puts it into the request's extensions, so that
+/// an extractor refusing the request later answers the way the layer would have.
+pub(crate) struct LayerRejection<B>(pub(crate) Arc<dyn RejectionResponse<B> + Send + Sync>);
+
+impl<B> Clone for LayerRejection<B> {
+    fn clone(&self) -> Self {
+        Self(Arc::clone(&self.0))
+    }
+}
+
+impl<B> std::fmt::Debug for LayerRejection<B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("LayerRejection").finish_non_exhaustive()
     }
 }
 

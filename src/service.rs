@@ -1,34 +1,40 @@
 //! [`JwtAuth`]: the service the layer wraps around yours.
 
 use std::fmt;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use http::{Request, Response};
 use serde::de::DeserializeOwned;
 use tower_service::Service;
 
-use crate::error::AuthError;
+use crate::authenticator::{Authenticator, Decision, admit};
 use crate::future::ResponseFuture;
-use crate::layer::{JwtAuthLayer, wait_for_keys};
-use crate::response::RejectionResponse;
+use crate::response::{LayerRejection, RejectionResponse, reject};
 use crate::telemetry;
 
 /// Verifies the bearer token of each request before calling the inner service.
 ///
-/// Made by [`JwtAuthLayer`]; see there. Readiness is the inner service's: `poll_ready` is passed
-/// through, and a rejected request does not consume the readiness it reserved.
+/// Made by [`JwtAuthLayer`](crate::JwtAuthLayer); see there. Readiness is the inner service's:
+/// `poll_ready` is passed through, and a rejected request does not consume the readiness it
+/// reserved.
 ///
-/// The inner service must be `Clone`: a request whose token names a `kid` missing from a fetched
-/// key set waits for a refetch, and takes the ready service with it (leaving a clone in its place,
-/// the usual tower pattern). Requests with a known key call the inner service directly.
+/// The inner service must be `Clone`: a request that has to wait (its token names a `kid` missing
+/// from a fetched key set, or an async check runs) takes the ready service with it (leaving a
+/// clone in its place, the usual tower pattern). Other requests call the inner service directly.
 pub struct JwtAuth<S, T, R> {
     inner: S,
-    layer: JwtAuthLayer<T, R>,
+    authenticator: Authenticator<T>,
+    rejection: Arc<R>,
 }
 
 impl<S, T, R> JwtAuth<S, T, R> {
-    pub(crate) fn new(inner: S, layer: JwtAuthLayer<T, R>) -> Self {
-        Self { inner, layer }
+    pub(crate) fn new(inner: S, authenticator: Authenticator<T>, rejection: Arc<R>) -> Self {
+        Self {
+            inner,
+            authenticator,
+            rejection,
+        }
     }
 
     /// The wrapped service.
@@ -47,11 +53,12 @@ impl<S, T, R> JwtAuth<S, T, R> {
     }
 }
 
-impl<S: Clone, T, R: Clone> Clone for JwtAuth<S, T, R> {
+impl<S: Clone, T, R> Clone for JwtAuth<S, T, R> {
     fn clone(&self) -> Self {
         Self {
             inner: self.inner.clone(),
-            layer: self.layer.clone(),
+            authenticator: self.authenticator.clone(),
+            rejection: Arc::clone(&self.rejection),
         }
     }
 }
@@ -60,7 +67,8 @@ impl<S: fmt::Debug, T, R: fmt::Debug> fmt::Debug for JwtAuth<S, T, R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("JwtAuth")
             .field("inner", &self.inner)
-            .field("layer", &self.layer)
+            .field("authenticator", &self.authenticator)
+            .field("rejection", &self.rejection)
             .finish()
     }
 }
@@ -69,7 +77,8 @@ impl<S, T, R, ReqBody, ResBody> Service<Request<ReqBody>> for JwtAuth<S, T, R>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone,
     T: DeserializeOwned + Send + Sync + 'static,
-    R: RejectionResponse<ResBody> + Clone,
+    R: RejectionResponse<ResBody> + Send + Sync + 'static,
+    ResBody: 'static,
 {
     type Response = Response<ResBody>;
     type Error = S::Error;
@@ -85,47 +94,45 @@ where
             outcome = tracing::field::Empty,
             cause = tracing::field::Empty
         );
-        let failure = match span.in_scope(|| self.layer.authenticate(&mut request)) {
-            Ok(()) => {
+        let decision = span.in_scope(|| self.authenticator.decide(&request));
+        match decision {
+            Decision::Ready(Ok(outcome)) => {
                 span.record("outcome", "accepted");
                 telemetry::request_accepted();
+                self.lend_rejection(&mut request);
+                admit(&mut request, outcome);
                 // The inner service runs outside the span: its work is not the layer's.
-                return ResponseFuture::inner(self.inner.call(request));
+                ResponseFuture::inner(self.inner.call(request))
             }
-            Err(failure) => failure,
-        };
-        let _entered = span.enter();
-        match wait_for_keys(failure) {
-            Ok(wait) => {
-                span.record("outcome", "awaiting_keys");
+            Decision::Ready(Err(error)) => {
+                let _entered = span.enter();
+                span.record("outcome", "rejected");
+                span.record("cause", error.cause());
+                ResponseFuture::rejected(reject(&*self.rejection, &error))
+            }
+            Decision::Pending(pending) => {
+                span.record("outcome", "pending");
                 // The ready service goes with the request; a clone takes its place.
                 let clone = self.inner.clone();
                 let inner = std::mem::replace(&mut self.inner, clone);
-                ResponseFuture::awaiting_keys(Box::pin(wait), inner, request, self.layer.clone())
-            }
-            Err(error) => {
-                span.record("outcome", "rejected");
-                span.record("cause", error.cause());
-                ResponseFuture::rejected(reject(&self.layer, &error))
+                self.lend_rejection(&mut request);
+                ResponseFuture::pending(pending, inner, request, Arc::clone(&self.rejection))
             }
         }
     }
 }
 
-/// The rejection response for `error`, with the error in its extensions, logged once.
-pub(crate) fn reject<T, R, B>(layer: &JwtAuthLayer<T, R>, error: &AuthError) -> Response<B>
-where
-    R: RejectionResponse<B>,
-{
-    log_rejection(error);
-    telemetry::request_rejected(error);
-    let mut response = layer.rejection().reject(error);
-    response.extensions_mut().insert(error.clone());
-    response
-}
-
-/// One line per rejection, with its cause and never the token. At debug level even for
-/// `keys_unavailable`: the key refresh logs the outage once when it starts, not once per request.
-fn log_rejection(error: &AuthError) {
-    tracing::debug!(cause = error.cause(), %error, "request rejected");
+impl<S, T, R> JwtAuth<S, T, R> {
+    /// Puts this layer's rejection into `request`, so that an extractor refusing it later answers
+    /// the way the layer would (its realm, its custom response). No allocation: the rejection is
+    /// shared.
+    fn lend_rejection<ReqBody, ResBody>(&self, request: &mut Request<ReqBody>)
+    where
+        R: RejectionResponse<ResBody> + Send + Sync + 'static,
+        ResBody: 'static,
+    {
+        let rejection: Arc<dyn RejectionResponse<ResBody> + Send + Sync> =
+            Arc::clone(&self.rejection) as _;
+        request.extensions_mut().insert(LayerRejection(rejection));
+    }
 }

@@ -3,7 +3,7 @@
 
 use std::borrow::Cow;
 
-use http::header::{AUTHORIZATION, COOKIE};
+use http::header::{AUTHORIZATION, COOKIE, SEC_WEBSOCKET_PROTOCOL};
 use http::{HeaderMap, HeaderName, Uri};
 
 use crate::error::AuthError;
@@ -22,7 +22,15 @@ pub enum TokenSource {
     Header(HeaderName),
     /// A query parameter of this name (RFC 6750 §2.3; discouraged, as URLs end up in logs).
     Query(String),
+    /// The WebSocket subprotocol convention for browsers, which can't set headers on the
+    /// handshake: `Sec-WebSocket-Protocol: access_token, <jwt>` (Kubernetes and others use it).
+    /// The server must then answer the handshake with one of the *other* protocols offered,
+    /// never echoing the token.
+    WebSocketProtocol,
 }
+
+/// The subprotocol entry that announces the token in `Sec-WebSocket-Protocol`.
+pub(crate) const WEBSOCKET_TOKEN_PROTOCOL: &str = "access_token";
 
 /// Finds the token of a request.
 #[derive(Debug, Clone)]
@@ -151,7 +159,42 @@ fn from_source<'r>(
             // An emptied parameter (`?access_token=`) carries no token.
             Ok(found.filter(|token| !token.is_empty()))
         }
+        TokenSource::WebSocketProtocol => {
+            websocket_protocol_token(headers).map(|t| t.map(Cow::Borrowed))
+        }
     }
+}
+
+/// The token after `access_token` in the `Sec-WebSocket-Protocol` list (one or more header lines
+/// of comma-separated protocols).
+fn websocket_protocol_token(headers: &HeaderMap) -> Result<Option<&str>, AuthError> {
+    let mut protocols = headers
+        .get_all(SEC_WEBSOCKET_PROTOCOL)
+        .iter()
+        .flat_map(|value| value.as_bytes().split(|b| *b == b','))
+        .map(<[u8]>::trim_ascii);
+    let mut found = None;
+    while let Some(protocol) = protocols.next() {
+        if protocol != WEBSOCKET_TOKEN_PROTOCOL.as_bytes() {
+            continue;
+        }
+        if found.is_some() {
+            return Err(AuthError::MultipleTokens);
+        }
+        let token =
+            protocols
+                .next()
+                .filter(|token| !token.is_empty())
+                .ok_or(AuthError::MalformedToken(
+                    "no token after access_token in Sec-WebSocket-Protocol",
+                ))?;
+        // Checked as b64token by the caller; anything else is not text we can use.
+        found = Some(
+            std::str::from_utf8(token)
+                .map_err(|_| AuthError::MalformedToken("token protocol is not text"))?,
+        );
+    }
+    Ok(found)
 }
 
 /// RFC 6750 §2.1: `b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="`.
@@ -188,6 +231,57 @@ fn is_b64token_char(byte: u8) -> bool {
 mod tests {
     use super::*;
     use http::HeaderValue;
+
+    fn websocket(values: &[&str]) -> Result<Option<String>, AuthError> {
+        let mut headers = HeaderMap::new();
+        for value in values {
+            headers.append(
+                SEC_WEBSOCKET_PROTOCOL,
+                HeaderValue::from_str(value).unwrap(),
+            );
+        }
+        let extractor = TokenExtractor {
+            extra_sources: Box::new([TokenSource::WebSocketProtocol]),
+            max_len: 64,
+        };
+        extractor
+            .extract(&headers, &Uri::from_static("/"))
+            .map(|token| token.map(Cow::into_owned))
+    }
+
+    #[test]
+    fn reads_the_token_after_access_token_in_the_websocket_protocols() {
+        assert_eq!(
+            websocket(&["access_token, a.b.c"]),
+            Ok(Some("a.b.c".into()))
+        );
+        assert_eq!(
+            websocket(&["graphql-ws,access_token ,  a.b.c , chat"]),
+            Ok(Some("a.b.c".into()))
+        );
+        assert_eq!(
+            websocket(&["chat", "access_token", "a.b.c"]),
+            Ok(Some("a.b.c".into()))
+        );
+        assert_eq!(websocket(&["chat, superchat"]), Ok(None));
+        assert_eq!(websocket(&[]), Ok(None));
+        assert!(matches!(
+            websocket(&["chat, access_token"]),
+            Err(AuthError::MalformedToken(_))
+        ));
+        assert!(matches!(
+            websocket(&["access_token, a.b c"]),
+            Err(AuthError::MalformedToken(_))
+        ));
+        assert_eq!(
+            websocket(&["access_token, a.b.c, access_token, d.e.f"]),
+            Err(AuthError::MultipleTokens)
+        );
+        assert_eq!(
+            websocket(&[&format!("access_token, {}", "a".repeat(65))]),
+            Err(AuthError::TokenTooLarge)
+        );
+    }
 
     #[test]
     fn b64token_characters_are_exactly_those_of_rfc_6750() {

@@ -11,7 +11,7 @@ use crate::claims::{Audience, Claims, NumericDate, RegisteredClaims, VerifiedTok
 use crate::error::AuthError;
 use crate::json::{DateError, JsonObject, ObjectError};
 use crate::jws::{CompactJws, HeaderMemo, media_type_matches};
-use crate::keys::{KeyLookup, KeySet, KeyStore, PreparedKey, RemoteKeys};
+use crate::keys::{KeyLookup, KeySet, KeyStore, PreparedKey};
 use crate::telemetry;
 
 /// A user check on the typed claims; `Err` carries a reason safe to show the client.
@@ -64,7 +64,10 @@ impl<T> std::fmt::Debug for Verifier<T> {
 }
 
 /// Which issuer (by index) and which key verified a token.
-type Signer = (usize, Arc<PreparedKey>);
+struct Signer {
+    issuer: usize,
+    key: Arc<PreparedKey>,
+}
 
 /// A token that passed every check.
 pub(crate) struct Verified<T> {
@@ -77,10 +80,10 @@ pub(crate) struct Verified<T> {
 pub(crate) enum Failure {
     /// The token is rejected.
     Rejected(AuthError),
-    /// The issuer's fetched keys lack the token's key (or no usable set exists): a refetch might
-    /// bring it. Without one, the answer is `error`.
+    /// The fetched keys of the issuer at index `issuer` lack the token's key (or no usable set
+    /// exists): a refetch might bring it. Without one, the answer is `error`.
     KeysMayArrive {
-        remote: Arc<RemoteKeys>,
+        issuer: usize,
         kid: Option<Box<str>>,
         error: AuthError,
     },
@@ -89,15 +92,6 @@ pub(crate) enum Failure {
 impl From<AuthError> for Failure {
     fn from(error: AuthError) -> Self {
         Self::Rejected(error)
-    }
-}
-
-impl Failure {
-    /// The answer when no refetch is attempted.
-    pub(crate) fn into_error(self) -> AuthError {
-        match self {
-            Self::Rejected(error) | Self::KeysMayArrive { error, .. } => error,
-        }
     }
 }
 
@@ -128,7 +122,7 @@ impl<T: DeserializeOwned + Send + Sync + 'static> Verifier<T> {
             cache.remove(&hash);
         }
         telemetry::cache_lookup(false);
-        let (verified, (issuer, key)) = self.verify_token(token, now)?;
+        let (verified, Signer { issuer, key }) = self.verify_token(token, now)?;
         cache.insert(
             hash,
             verified.claims.clone(),
@@ -180,13 +174,16 @@ impl<T: DeserializeOwned + Send + Sync + 'static> Verifier<T> {
         }
 
         let keys = issuer.keys.snapshot();
-        let missing_keys = |error: AuthError| match issuer.keys.remote_keys() {
-            Some(remote) => Failure::KeysMayArrive {
-                remote: Arc::clone(remote),
-                kid: header.kid.as_deref().map(Box::from),
-                error,
-            },
-            None => Failure::Rejected(error),
+        let missing_keys = |error: AuthError| {
+            if issuer.keys.may_fetch() {
+                Failure::KeysMayArrive {
+                    issuer: issuer_index,
+                    kid: header.kid.as_deref().map(Box::from),
+                    error,
+                }
+            } else {
+                Failure::Rejected(error)
+            }
         };
         if !keys.is_usable() {
             return Err(missing_keys(AuthError::KeysUnavailable {
@@ -230,7 +227,13 @@ impl<T: DeserializeOwned + Send + Sync + 'static> Verifier<T> {
                 payload.into(),
             ),
         };
-        Ok((verified, (issuer_index, signer)))
+        Ok((
+            verified,
+            Signer {
+                issuer: issuer_index,
+                key: signer,
+            },
+        ))
     }
 
     fn issuer_for(&self, iss: Option<&str>) -> Result<(usize, &IssuerPolicy), AuthError> {

@@ -185,7 +185,7 @@ impl ScopeRequirement for WriteOrders {
 }
 
 #[tokio::test]
-async fn the_require_scopes_extractor_answers_403() {
+async fn the_require_scopes_extractor_answers_403_the_way_the_layer_would() {
     let app = Router::new()
         .route(
             "/orders",
@@ -200,8 +200,9 @@ async fn the_require_scopes_extractor_answers_403() {
     assert_eq!((ok.status, ok.body.as_str()), (StatusCode::OK, "user-1"));
     let refused = get_with_token(&app, "/orders", &token(json!({"scope": "orders:read"}))).await;
     assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    // With the layer's realm: an extractor's refusal is the layer's rejection.
     assert_eq!(
         refused.www_authenticate(),
-        r#"Bearer error="insufficient_scope", error_description="insufficient scope", scope="orders:write""#
+        r#"Bearer realm="tests", error="insufficient_scope", error_description="insufficient scope", scope="orders:write""#
     );
 }

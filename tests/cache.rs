@@ -211,7 +211,7 @@ async fn the_cache_can_be_switched_off() {
     let layer = JwtAuthLayer::<Value>::builder()
         .realm("tests")
         .issuer(static_issuer(&key))
-        .token_cache_capacity(0)
+        .token_cache_bytes(0)
         .build()
         .await
         .unwrap();

@@ -199,8 +199,41 @@ impl KeyStore {
         self.current.load()
     }
 
-    pub(crate) fn remote_keys(&self) -> Option<&Arc<RemoteKeys>> {
-        self.remote.as_ref()
+    /// Whether a refetch could change this store (it has a remote source).
+    pub(crate) fn may_fetch(&self) -> bool {
+        self.remote.is_some()
+    }
+
+    /// The unknown-`kid` protocol, seen from a request: a wait for the refetch that may bring
+    /// `kid` (joining one in flight, or starting one if the cooldown allows), or `None` when no
+    /// refetch will happen and the request must be answered now. `unknown_key` says whether the
+    /// key was missing (rather than the whole set unusable).
+    pub(crate) fn wait_for_kid(
+        &self,
+        kid: Option<&str>,
+        unknown_key: bool,
+    ) -> Option<impl Future<Output = ()> + Send + 'static> {
+        let remote = self.remote.as_ref()?;
+        if !remote.may_refetch(kid, unknown_key) {
+            return None;
+        }
+        let remote = Arc::clone(remote);
+        Some(async move { RemoteKeys::refetch_for_unknown_kid(&remote).await })
+    }
+
+    /// Records that `kid` is still unknown after a refetch, so that tokens naming it don't
+    /// trigger another one before the next refresh.
+    pub(crate) fn remember_unknown_kid(&self, kid: Option<&str>) {
+        if let Some(remote) = &self.remote {
+            remote.remember_unknown_kid(kid);
+        }
+    }
+
+    /// Refetches the remote key set now (joining a fetch in flight); nothing for fixed keys.
+    pub(crate) async fn refresh(&self) {
+        if let Some(remote) = &self.remote {
+            remote.fetch_now().await;
+        }
     }
 
     /// When a client turned away because no usable set exists may retry.

@@ -266,7 +266,7 @@ impl RemoteKeys {
     }
 
     /// Waits for the fetch running now, or runs one.
-    async fn fetch_now(self: &Arc<Self>) {
+    pub(crate) async fn fetch_now(self: &Arc<Self>) {
         let mut done = self.generation.subscribe();
         let start = {
             let mut state = lock(&self.state);

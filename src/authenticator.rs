@@ -1,0 +1,235 @@
+//! [`Authenticator`]: the decision for one request. It owns everything the layer, its services and
+//! their futures need to decide (token sources, verifier, clock, async checks, optional mode) and
+//! nothing about responses: those are built by [`crate::response::reject`].
+
+use std::borrow::Cow;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use http::{Method, Request, header};
+use serde::de::DeserializeOwned;
+
+use crate::claims::{Claims, VerifiedToken};
+use crate::clock::SharedClock;
+use crate::error::AuthError;
+use crate::token::TokenExtractor;
+use crate::verify::{Failure, Verified, Verifier};
+
+/// A user check that may wait (a database, a revocation service): the claims and the token in,
+/// `Err` with a reason safe to show the client out.
+pub(crate) type AsyncValidator<T> = Box<
+    dyn Fn(
+            Claims<T>,
+            VerifiedToken,
+        ) -> Pin<Box<dyn Future<Output = Result<(), Cow<'static, str>>> + Send>>
+        + Send
+        + Sync,
+>;
+
+/// A decision that has to wait: for keys a refetch may bring, or for async checks. Boxed, since
+/// it is rare (or opted into) and its type is private.
+pub(crate) type PendingDecision<T> =
+    Pin<Box<dyn Future<Output = Result<Outcome<T>, AuthError>> + Send>>;
+
+/// What the layer decided for a request.
+pub(crate) enum Decision<T> {
+    /// Decided at once, without waiting.
+    Ready(Result<Outcome<T>, AuthError>),
+    /// Decided when the future completes.
+    Pending(PendingDecision<T>),
+}
+
+/// A request allowed through.
+pub(crate) enum Outcome<T> {
+    /// Its token passed every check.
+    Verified(Verified<T>),
+    /// It has no token and the layer is optional (or it is a CORS preflight that may pass).
+    Anonymous,
+}
+
+/// Marks a request that passed an optional layer without a token, so that the extractors can tell
+/// "anonymous" from "the layer is missing".
+#[derive(Debug, Clone)]
+pub(crate) struct Anonymous;
+
+/// The configuration an [`Authenticator`] and its clones share, prepared once by the builder.
+pub(crate) struct AuthConfig<T> {
+    pub(crate) verifier: Verifier<T>,
+    pub(crate) extractor: TokenExtractor,
+    pub(crate) clock: SharedClock,
+    pub(crate) async_validators: Box<[AsyncValidator<T>]>,
+    /// Whether CORS preflight requests pass without a token.
+    pub(crate) cors_preflight: bool,
+}
+
+/// Decides whether a request may pass, and with which claims. Cheap to clone.
+pub(crate) struct Authenticator<T> {
+    config: Arc<AuthConfig<T>>,
+    optional: bool,
+}
+
+impl<T> Clone for Authenticator<T> {
+    fn clone(&self) -> Self {
+        Self {
+            config: Arc::clone(&self.config),
+            optional: self.optional,
+        }
+    }
+}
+
+impl<T> std::fmt::Debug for Authenticator<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Authenticator")
+            .field("verifier", &self.config.verifier)
+            .field("extractor", &self.config.extractor)
+            .field("async_validators", &self.config.async_validators.len())
+            .field("cors_preflight", &self.config.cors_preflight)
+            .field("optional", &self.optional)
+            .finish()
+    }
+}
+
+impl<T> Authenticator<T> {
+    pub(crate) fn new(config: AuthConfig<T>) -> Self {
+        Self {
+            config: Arc::new(config),
+            optional: false,
+        }
+    }
+
+    /// The same authenticator, letting requests without a token pass anonymously.
+    pub(crate) fn optional(mut self) -> Self {
+        self.optional = true;
+        self
+    }
+
+    pub(crate) fn verifier(&self) -> &Verifier<T> {
+        &self.config.verifier
+    }
+}
+
+impl<T> Authenticator<T>
+where
+    T: DeserializeOwned + Send + Sync + 'static,
+{
+    /// Decides for `request`. Known keys and no async check: [`Decision::Ready`], with no
+    /// allocation beyond the verification itself.
+    pub(crate) fn decide<B>(&self, request: &Request<B>) -> Decision<T> {
+        if self.config.cors_preflight && is_cors_preflight(request) {
+            return Decision::Ready(Ok(Outcome::Anonymous));
+        }
+        let token = match self
+            .config
+            .extractor
+            .extract(request.headers(), request.uri())
+        {
+            Ok(Some(token)) => token,
+            Ok(None) if self.optional => return Decision::Ready(Ok(Outcome::Anonymous)),
+            Ok(None) => return Decision::Ready(Err(AuthError::MissingToken)),
+            Err(error) => return Decision::Ready(Err(error)),
+        };
+        self.decide_token(&token)
+    }
+
+    /// Decides for a bare token (no request around it).
+    pub(crate) fn decide_token(&self, token: &str) -> Decision<T> {
+        let verifier = &self.config.verifier;
+        match verifier.verify(token, self.config.clock.unix_seconds()) {
+            Ok(verified) if self.config.async_validators.is_empty() => {
+                Decision::Ready(Ok(Outcome::Verified(verified)))
+            }
+            Ok(verified) => {
+                let this = self.clone();
+                Decision::Pending(Box::pin(
+                    async move { this.run_async_checks(verified).await },
+                ))
+            }
+            Err(Failure::Rejected(error)) => Decision::Ready(Err(error)),
+            Err(Failure::KeysMayArrive { issuer, kid, error }) => {
+                let keys = &verifier.issuers[issuer].keys;
+                let unknown_key = matches!(error, AuthError::UnknownKey);
+                match keys.wait_for_kid(kid.as_deref(), unknown_key) {
+                    Some(wait) => {
+                        let this = self.clone();
+                        let token = token.to_owned();
+                        Decision::Pending(Box::pin(async move {
+                            wait.await;
+                            this.verify_after_wait(&token).await
+                        }))
+                    }
+                    None => Decision::Ready(Err(error)),
+                }
+            }
+        }
+    }
+
+    /// Verifies `token` once more after a refetch; a failure now is final.
+    async fn verify_after_wait(&self, token: &str) -> Result<Outcome<T>, AuthError> {
+        let verifier = &self.config.verifier;
+        match verifier.verify(token, self.config.clock.unix_seconds()) {
+            Ok(verified) => self.run_async_checks(verified).await,
+            Err(Failure::Rejected(error)) => Err(error),
+            Err(Failure::KeysMayArrive { issuer, kid, error }) => {
+                // A `kid` still unknown after a refetch is remembered, so that further tokens
+                // naming it don't trigger another one.
+                if matches!(error, AuthError::UnknownKey) {
+                    verifier.issuers[issuer]
+                        .keys
+                        .remember_unknown_kid(kid.as_deref());
+                }
+                Err(error)
+            }
+        }
+    }
+
+    async fn run_async_checks(&self, verified: Verified<T>) -> Result<Outcome<T>, AuthError> {
+        for check in &self.config.async_validators {
+            check(verified.claims.clone(), verified.token.clone())
+                .await
+                .map_err(AuthError::ClaimsRejected)?;
+        }
+        Ok(Outcome::Verified(verified))
+    }
+
+    /// Verifies a token, waiting for keys or async checks when it must.
+    pub(crate) async fn verify(&self, token: &str) -> Result<Verified<T>, AuthError> {
+        let outcome = match self.decide_token(token) {
+            Decision::Ready(outcome) => outcome,
+            Decision::Pending(pending) => pending.await,
+        };
+        match outcome? {
+            Outcome::Verified(verified) => Ok(verified),
+            // A bare token is never anonymous.
+            Outcome::Anonymous => Err(AuthError::MissingToken),
+        }
+    }
+}
+
+/// Puts what the handler may extract into the request: the claims and the token, or the mark of
+/// an anonymous request.
+pub(crate) fn admit<T, B>(request: &mut Request<B>, outcome: Outcome<T>)
+where
+    T: Send + Sync + 'static,
+{
+    let extensions = request.extensions_mut();
+    match outcome {
+        Outcome::Verified(verified) => {
+            extensions.insert(verified.claims);
+            extensions.insert(verified.token);
+        }
+        Outcome::Anonymous => {
+            extensions.insert(Anonymous);
+        }
+    }
+}
+
+/// A CORS preflight: `OPTIONS` with `Origin` and `Access-Control-Request-Method`. Browsers never
+/// send credentials on it, so it can't carry a token.
+fn is_cors_preflight<B>(request: &Request<B>) -> bool {
+    request.method() == Method::OPTIONS
+        && request.headers().contains_key(header::ORIGIN)
+        && request
+            .headers()
+            .contains_key(header::ACCESS_CONTROL_REQUEST_METHOD)
+}
