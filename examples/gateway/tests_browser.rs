@@ -492,7 +492,7 @@ async fn page_steps(client: Client) {
     let gateway = start_gateway(&["gateway"]).await;
     let addr: SocketAddr = gateway.local_addr();
     let password = gateway.demo().unwrap().issuer.password.clone();
-    client.set_window_size(1280, 1900).await.unwrap();
+    client.set_window_size(1200, 2150).await.unwrap();
     client.goto(&page::url(addr)).await.unwrap();
     wait_for(&client, "body[data-ready=\"true\"]").await;
 
@@ -554,6 +554,13 @@ async fn page_steps(client: Client) {
         .await
         .unwrap();
     assert_eq!(fits, json!(true), "the page is wider than 400 px");
+    client
+        .execute(
+            "document.getElementById('token-section').scrollIntoView();",
+            vec![],
+        )
+        .await
+        .unwrap();
     screenshot(&client, "demo-page-400px.png").await;
 
     // No console errors; the refused API calls are logged by Chromium as failed loads, and are

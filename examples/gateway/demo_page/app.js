@@ -76,7 +76,7 @@
     s -= h * 3600;
     const m = Math.floor(s / 60);
     s -= m * 60;
-    if (h) return `${h} h ${m} min`;
+    if (h) return m ? `${h} h ${m} min` : `${h} h`;
     if (m) return `${m} min ${s} s`;
     return `${s} s`;
   }
@@ -238,7 +238,7 @@
     const allowedEverywhere = settings.scope_rules.every((rule) => rule.scopes.every((s) => granted.includes(s)));
     lines.push({
       name: 'scopes',
-      ok: allowedEverywhere,
+      ok: allowedEverywhere ? true : 'note',
       text: `scope "${granted.join(' ')}"; ${rules.join('; ') || 'no scope rules'}; other paths need no scope`,
     });
     return lines;
@@ -319,14 +319,15 @@
       verdict.textContent = paths.length
         ? `The gateway will accept it: 200 and the claims forwarded — except 403 on ${paths.join(', ')}.`
         : 'The gateway will accept it: 200 and the claims forwarded, on every path.';
-      verdict.classList.add(scopes.ok ? 'good' : 'partial');
+      verdict.classList.add(scopes.ok === true ? 'good' : 'partial');
     }
   }
 
   function checkLine(line) {
-    const item = element('li', line.ok === true ? 'ok' : line.ok === false ? 'fail' : 'unknown');
+    const kind = { true: 'ok', false: 'fail', note: 'note' }[String(line.ok)] || 'unknown';
+    const item = element('li', kind);
     item.dataset.check = line.name;
-    const mark = line.ok === true ? '✓' : line.ok === false ? '✗' : '?';
+    const mark = { ok: '✓', fail: '✗', note: '!', unknown: '?' }[kind];
     item.append(element('span', 'mark', mark), element('strong', '', line.name), ' ', element('span', '', line.text));
     return item;
   }
@@ -473,6 +474,7 @@
       }
     }
     result.hidden = false;
+    $('result-empty').hidden = true;
     result.dataset.status = failure ? 'failed' : String(response.status);
     result.dataset.seq = String(seq);
     const entry = element('li', '', `${new Date().toLocaleTimeString()}  GET ${path} — ${label} → ${failure ? 'not sent' : response.status}`);
