@@ -396,7 +396,7 @@ impl Demo {
         let minutes = TOKEN_LIFETIME.as_secs() / 60;
         let lines = [
             format!(
-                "open {}  (the demo in a browser: log in, see the token taken apart, call the API)",
+                "open {}  (the demo in a browser; log in as demo or admin, password {password})",
                 page::url(gateway)
             ),
             String::new(),
