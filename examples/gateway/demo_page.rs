@@ -6,7 +6,7 @@
 //! anywhere but the gateway (its `Content-Security-Policy` says so to the browser), and the demo
 //! issuer's `/login` and `/jwks.json` are reachable under `/_demo/issuer/` on the same origin.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::{Arc, OnceLock};
 
 use axum::Router;
@@ -34,11 +34,13 @@ const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-
                    connect-src 'self'; form-action 'none'; base-uri 'none'; \
                    frame-ancestors 'none'";
 
-/// The URL printed at start: the gateway's address, with `127.0.0.1` for an unspecified one.
+/// The URL printed at start: the gateway's address, with loopback for an unspecified one.
 pub fn url(gateway: SocketAddr) -> String {
     let mut addr = gateway;
-    if addr.ip().is_unspecified() {
-        addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+    match addr.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => addr.set_ip(Ipv4Addr::LOCALHOST.into()),
+        IpAddr::V6(ip) if ip.is_unspecified() => addr.set_ip(Ipv6Addr::LOCALHOST.into()),
+        _ => {}
     }
     format!("http://{addr}/")
 }
@@ -161,4 +163,23 @@ fn with_headers(mut response: Response) -> Response {
         headers.insert(name, HeaderValue::from_static(value));
     }
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_printed_url_is_one_a_browser_can_open() {
+        assert_eq!(
+            url("127.0.0.1:8080".parse().unwrap()),
+            "http://127.0.0.1:8080/"
+        );
+        assert_eq!(
+            url("0.0.0.0:8080".parse().unwrap()),
+            "http://127.0.0.1:8080/"
+        );
+        assert_eq!(url("[::1]:8080".parse().unwrap()), "http://[::1]:8080/");
+        assert_eq!(url("[::]:8080".parse().unwrap()), "http://[::1]:8080/");
+    }
 }
