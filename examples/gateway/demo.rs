@@ -1,5 +1,6 @@
 //! Demo mode: an in-process issuer with fresh keys (JWKS, discovery document and a `POST /login`
-//! for demo users), and an echo upstream that answers with the request it got.
+//! for demo users), an echo upstream that answers with the request it got, and a page at the
+//! gateway's `/` that shows the whole flow in a browser ([`page`]).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
