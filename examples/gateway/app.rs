@@ -132,11 +132,16 @@ pub async fn start(config: Config, listener: TcpListener) -> Result<Gateway, Sta
         layer: Arc::clone(&layer_cell),
         metrics: Metrics::new(layer_cell),
     });
-    let app = Router::new()
+    let mut app = Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics_text))
         .fallback(dispatch)
         .with_state(Arc::clone(&state));
+    // Demo mode only: the page at `/` (and `/_demo/…`), served once the demo is up.
+    let page = crate::demo::page::Page::default();
+    if matches!(config.mode, Mode::Demo { .. }) {
+        app = app.merge(page.routes());
+    }
     let (shutdown, signal) = oneshot::channel::<()>();
     let server = tokio::spawn(async move {
         axum::serve(
@@ -156,6 +161,9 @@ pub async fn start(config: Config, listener: TcpListener) -> Result<Gateway, Sta
     };
     match prepare(&config, &mut gateway).await {
         Ok((layer, ready)) => {
+            if let Some(demo) = &gateway.demo {
+                page.open(demo, &config);
+            }
             let _ = state.layer.set(layer);
             let _ = state.ready.set(ready);
             Ok(gateway)

@@ -1,5 +1,6 @@
 //! Demo mode: an in-process issuer with fresh keys (JWKS, discovery document and a `POST /login`
-//! for demo users), and an echo upstream that answers with the request it got.
+//! for demo users), an echo upstream that answers with the request it got, and a page at the
+//! gateway's `/` that shows the whole flow in a browser ([`page`]).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -24,6 +25,8 @@ use tokio::task::JoinHandle;
 
 /// How long demo tokens are valid.
 pub const TOKEN_LIFETIME: Duration = Duration::from_secs(3600);
+/// The shortest lifetime `POST /login` grants (with `"ttl"`): a token to watch expire.
+pub const MIN_TOKEN_LIFETIME: Duration = Duration::from_secs(5);
 /// Echoed request bodies are cut at this size.
 const ECHO_BODY_LIMIT: usize = 64 * 1024;
 
@@ -65,6 +68,12 @@ pub enum DemoError {
     Signing(#[from] jsonwebtoken::errors::Error),
 }
 
+#[path = "demo_page.rs"]
+pub mod page;
+#[cfg(test)]
+#[path = "tests_browser.rs"]
+mod tests_browser;
+
 /// The demo issuer: its URL (the `iss`), its key, the audience of its tokens, and the password
 /// of its users (fresh on every start).
 pub struct DemoIssuer {
@@ -90,6 +99,10 @@ impl std::fmt::Debug for DemoIssuer {
 struct Login {
     username: String,
     password: String,
+    /// The token's lifetime in seconds, from [`MIN_TOKEN_LIFETIME`] to [`TOKEN_LIFETIME`]
+    /// (the default).
+    #[serde(default)]
+    ttl: Option<u64>,
 }
 
 impl DemoIssuer {
@@ -133,8 +146,17 @@ impl DemoIssuer {
         format!("{}/jwks.json", self.url)
     }
 
-    /// A signed RFC 9068 access token for `user`.
+    /// A signed RFC 9068 access token for `user`, valid [`TOKEN_LIFETIME`].
     pub fn token_for(&self, user: &DemoUser) -> Result<String, DemoError> {
+        self.token_valid_for(user, TOKEN_LIFETIME)
+    }
+
+    /// A signed RFC 9068 access token for `user`, valid `lifetime`.
+    pub fn token_valid_for(
+        &self,
+        user: &DemoUser,
+        lifetime: Duration,
+    ) -> Result<String, DemoError> {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |elapsed| elapsed.as_secs());
@@ -148,7 +170,7 @@ impl DemoIssuer {
             "aud": self.audience,
             "iat": now,
             "nbf": now,
-            "exp": now + TOKEN_LIFETIME.as_secs(),
+            "exp": now + lifetime.as_secs(),
             "jti": URL_SAFE_NO_PAD.encode(jti),
             "client_id": "gateway-demo",
             "scope": user.scope,
@@ -227,6 +249,18 @@ async fn login(
             return (StatusCode::BAD_REQUEST, Json(body)).into_response();
         }
     };
+    let lifetime = login.ttl.map_or(TOKEN_LIFETIME, Duration::from_secs);
+    if !(MIN_TOKEN_LIFETIME..=TOKEN_LIFETIME).contains(&lifetime) {
+        let body = json!({
+            "error": "invalid_request",
+            "error_description": format!(
+                "ttl must be from {} to {} seconds",
+                MIN_TOKEN_LIFETIME.as_secs(),
+                TOKEN_LIFETIME.as_secs()
+            ),
+        });
+        return (StatusCode::BAD_REQUEST, Json(body)).into_response();
+    }
     let Some(user) = issuer.check_login(&login) else {
         tracing::info!(username = %login.username, "demo login refused");
         let body = json!({
@@ -235,13 +269,13 @@ async fn login(
         });
         return (StatusCode::UNAUTHORIZED, Json(body)).into_response();
     };
-    match issuer.token_for(user) {
+    match issuer.token_valid_for(user, lifetime) {
         Ok(token) => {
             tracing::info!(username = user.username, "demo login");
             let mut response = Json(json!({
                 "access_token": token,
                 "token_type": "Bearer",
-                "expires_in": TOKEN_LIFETIME.as_secs(),
+                "expires_in": lifetime.as_secs(),
                 "scope": user.scope,
             }))
             .into_response();
@@ -362,6 +396,10 @@ impl Demo {
         let password = &self.issuer.password;
         let minutes = TOKEN_LIFETIME.as_secs() / 60;
         let lines = [
+            format!(
+                "open {}  (the demo in a browser; log in as demo or admin, password {password})",
+                page::url(gateway)
+            ),
             String::new(),
             "tower-jwt-auth gateway: demo mode (no upstream or issuer configured; see --help)"
                 .to_owned(),
