@@ -239,14 +239,14 @@ where
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
         match self.authorize.refusal(&request) {
             None => AuthorizeFuture {
-                state: State::Inner {
+                phase: Phase::Inner {
                     future: self.inner.call(request),
                 },
             },
             Some(error) => {
                 let response = reject(&self.authorize.rejection, &error);
                 AuthorizeFuture {
-                    state: State::Refused {
+                    phase: Phase::Refused {
                         response: Some(response),
                     },
                 }
@@ -259,13 +259,13 @@ pin_project! {
     /// The response future of [`AuthorizeService`].
     pub struct AuthorizeFuture<F, B> {
         #[pin]
-        state: State<F, B>,
+        phase: Phase<F, B>,
     }
 }
 
 pin_project! {
-    #[project = StateProj]
-    enum State<F, B> {
+    #[project = PhaseProj]
+    enum Phase<F, B> {
         Inner {
             #[pin]
             future: F,
@@ -283,9 +283,9 @@ where
     type Output = Result<Response<B>, E>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match self.project().state.project() {
-            StateProj::Inner { future } => future.poll(cx),
-            StateProj::Refused { response } => match response.take() {
+        match self.project().phase.project() {
+            PhaseProj::Inner { future } => future.poll(cx),
+            PhaseProj::Refused { response } => match response.take() {
                 Some(response) => Poll::Ready(Ok(response)),
                 // Polled again after completion: a contract violation by the caller.
                 None => panic!("AuthorizeFuture polled after completion"),

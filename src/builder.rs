@@ -1,29 +1,24 @@
 //! Configuring a [`JwtAuthLayer`]: issuers, their keys, and the claim rules.
 
 use std::borrow::Cow;
-use std::collections::HashSet;
 use std::fmt;
-use std::sync::Arc;
 use std::time::Duration;
 
 use http::HeaderName;
 use serde::de::DeserializeOwned;
 
-use crate::algorithm::{Algorithm, AlgorithmSet};
 use crate::authenticator::{AsyncValidator, AuthConfig, Authenticator};
 use crate::cache::TokenCache;
 use crate::claims::{Claims, VerifiedToken};
 use crate::clock::{Clock, SharedClock};
 use crate::error::ConfigError;
+use crate::issuer::{Issuer, RemoteContext, check_issuers_are_distinct};
 use crate::jws::HeaderMemo;
-use crate::keys::{
-    HttpPolicy, KeySet, KeySource, KeyStore, RefreshPolicy, RemoteKeys, RemoteSetup, RemoteSource,
-    SourceKind, checked_url, default_client,
-};
+use crate::keys::{HttpPolicy, RefreshPolicy, default_client};
 use crate::layer::JwtAuthLayer;
 use crate::response::DefaultRejection;
 use crate::token::{TokenExtractor, TokenSource};
-use crate::verify::{ClaimRules, IssuerPolicy, Validator, Verifier};
+use crate::verify::{ClaimRules, Validator, Verifier};
 
 /// Default leeway for `exp`, `nbf` and `iat`.
 pub const DEFAULT_LEEWAY: Duration = Duration::from_secs(60);
@@ -31,195 +26,6 @@ pub const DEFAULT_LEEWAY: Duration = Duration::from_secs(60);
 pub const DEFAULT_MAX_TOKEN_LEN: usize = 8 * 1024;
 /// Default size of the verified-token cache, in bytes (about 10,000 tokens of 1 KiB).
 pub const DEFAULT_TOKEN_CACHE_BYTES: u64 = 32 * 1024 * 1024;
-
-/// A trusted token issuer: the `iss` it puts in tokens, the audiences accepted from it, the
-/// algorithms it may use, and where its keys come from.
-///
-/// ```
-/// use tower_jwt_auth::{Algorithm, Issuer, KeySource};
-///
-/// let issuer = Issuer::new("https://auth.example.com/")
-///     .audience("orders-api")
-///     .algorithms([Algorithm::RS256, Algorithm::ES256])
-///     .key(KeySource::jwks_file("/etc/orders/jwks.json"));
-/// # let _ = issuer;
-/// ```
-#[derive(Debug, Clone)]
-#[must_use]
-pub struct Issuer {
-    iss: Option<String>,
-    audiences: Vec<String>,
-    algorithms: Option<Vec<Algorithm>>,
-    keys: Vec<KeySource>,
-}
-
-impl Issuer {
-    /// An issuer whose tokens must carry exactly this `iss` (a missing `iss` is a failure).
-    pub fn new(iss: impl Into<String>) -> Self {
-        Self {
-            iss: Some(iss.into()),
-            ..Self::without_issuer_check()
-        }
-    }
-
-    /// An issuer whose keys are found by discovery: its metadata is read from
-    /// `{iss}/.well-known/openid-configuration` (OpenID Connect Discovery), or else from
-    /// `/.well-known/oauth-authorization-server{path}` (RFC 8414); the document's `issuer` must
-    /// equal `iss` exactly, and its `jwks_uri` is then fetched and kept fresh like a
-    /// [`KeySource::jwks_url`]. Tokens must carry exactly this `iss`.
-    ///
-    /// ```
-    /// use tower_jwt_auth::Issuer;
-    ///
-    /// let issuer = Issuer::discover("https://accounts.example.com").audience("orders-api");
-    /// # let _ = issuer;
-    /// ```
-    pub fn discover(iss: impl Into<String>) -> Self {
-        Self::new(iss).key(KeySource::discovery())
-    }
-
-    /// An issuer whose `iss` is not checked: tokens with any `iss`, or none, are verified with its
-    /// keys. Only allowed as the sole issuer of a layer.
-    pub fn without_issuer_check() -> Self {
-        Self {
-            iss: None,
-            audiences: Vec::new(),
-            algorithms: None,
-            keys: Vec::new(),
-        }
-    }
-
-    /// Accepts tokens whose `aud` names `audience`. Once any audience is set, `aud` is required
-    /// and must name at least one of them. Default: `aud` is not checked.
-    pub fn audience(mut self, audience: impl Into<String>) -> Self {
-        self.audiences.push(audience.into());
-        self
-    }
-
-    /// The algorithms accepted from this issuer. Default: every supported algorithm; HMAC
-    /// (`HS*`) ones are only ever usable with a configured shared secret or `oct` key.
-    pub fn algorithms(mut self, algorithms: impl IntoIterator<Item = Algorithm>) -> Self {
-        self.algorithms = Some(algorithms.into_iter().collect());
-        self
-    }
-
-    /// Adds a source of signing keys. At least one is required.
-    pub fn key(mut self, source: KeySource) -> Self {
-        self.keys.push(source);
-        self
-    }
-
-    fn name(&self) -> &str {
-        self.iss.as_deref().unwrap_or("(any issuer)")
-    }
-
-    async fn build(self, remote: &RemoteContext) -> Result<IssuerPolicy, ConfigError> {
-        let algorithms: AlgorithmSet = match &self.algorithms {
-            None => Algorithm::ALL.into_iter().collect(),
-            Some(list) => list.iter().copied().collect(),
-        };
-        if algorithms.is_empty() {
-            return Err(ConfigError::Algorithm(format!(
-                "issuer `{}` allows no algorithm",
-                self.name()
-            )));
-        }
-        if self.keys.is_empty() {
-            return Err(ConfigError::NoKeys(self.name().to_owned()));
-        }
-        let mut keys = Vec::new();
-        let mut remote_source = None;
-        for source in &self.keys {
-            if source.is_remote() {
-                if remote_source.is_some() {
-                    return Err(ConfigError::MultipleRemoteSources(self.name().to_owned()));
-                }
-                remote_source = Some(self.remote_source(source, remote.http_policy)?);
-            } else {
-                keys.extend(source.load(algorithms)?.into_iter().map(Arc::new));
-            }
-        }
-        let keys = match remote_source {
-            None => KeyStore::fixed(KeySet::new(keys)),
-            Some(source) => {
-                let current = Arc::new(arc_swap::ArcSwap::from_pointee(KeySet::new(keys.clone())));
-                let setup = RemoteSetup {
-                    issuer: self.iss.clone(),
-                    source,
-                    client: remote.client()?,
-                    policy: remote.policy.clone(),
-                    http_policy: remote.http_policy,
-                    allowed: algorithms,
-                    configured: keys,
-                };
-                let fetched = RemoteKeys::start(setup, Arc::clone(&current), remote.wait_for_keys)
-                    .await
-                    .map_err(|error| ConfigError::KeyFetch {
-                        issuer: self.name().to_owned(),
-                        error,
-                    })?;
-                KeyStore::remote(current, fetched)
-            }
-        };
-        Ok(IssuerPolicy {
-            iss: self.iss.map(String::into_boxed_str),
-            audiences: self
-                .audiences
-                .into_iter()
-                .map(String::into_boxed_str)
-                .collect(),
-            algorithms,
-            keys,
-        })
-    }
-
-    fn remote_source(
-        &self,
-        source: &KeySource,
-        http_policy: HttpPolicy,
-    ) -> Result<RemoteSource, ConfigError> {
-        let not_allowed =
-            |err: crate::keys::FetchError| ConfigError::UrlNotAllowed(err.to_string());
-        match source.kind() {
-            SourceKind::JwksUrl(url) => Ok(RemoteSource::JwksUrl(
-                checked_url(url, http_policy).map_err(not_allowed)?,
-            )),
-            SourceKind::Discovery => {
-                let issuer = self
-                    .iss
-                    .clone()
-                    .ok_or_else(|| ConfigError::InvalidSetting {
-                        name: "discover",
-                        reason: "discovery needs the issuer URL".to_owned(),
-                    })?;
-                checked_url(&issuer, http_policy).map_err(not_allowed)?;
-                Ok(RemoteSource::Discovery { issuer })
-            }
-            _ => Err(ConfigError::InvalidSetting {
-                name: "key",
-                reason: format!("`{}` is not a remote key source", source.name()),
-            }),
-        }
-    }
-}
-
-/// The settings shared by every remote key set of a layer.
-struct RemoteContext {
-    client: Option<reqwest::Client>,
-    policy: RefreshPolicy,
-    http_policy: HttpPolicy,
-    wait_for_keys: bool,
-}
-
-impl RemoteContext {
-    /// The layer's shared client (a cheap handle to one connection pool).
-    fn client(&self) -> Result<reqwest::Client, ConfigError> {
-        self.client.clone().ok_or(ConfigError::InvalidSetting {
-            name: "http_client",
-            reason: "no HTTP client for a remote key source".to_owned(),
-        })
-    }
-}
 
 /// Builds a [`JwtAuthLayer`]; get one with [`JwtAuthLayer::builder`].
 #[must_use]
@@ -434,8 +240,7 @@ where
     /// synchronous.
     ///
     /// ```
-    /// use std::collections::HashSet;
-    /// use std::sync::Arc;
+    ///     /// use std::sync::Arc;
     /// use tower_jwt_auth::{JwtAuthLayer, RegisteredClaims};
     ///
     /// let banned = Arc::new(HashSet::from(["mallory".to_owned()]));
@@ -540,10 +345,7 @@ where
             });
         }
         check_issuers_are_distinct(&self.issuers)?;
-        let has_remote = self
-            .issuers
-            .iter()
-            .any(|issuer| issuer.keys.iter().any(KeySource::is_remote));
+        let has_remote = self.issuers.iter().any(Issuer::has_remote_source);
         if has_remote {
             self.refresh_policy.check()?;
             if tokio::runtime::Handle::try_current().is_err() {
@@ -604,20 +406,6 @@ where
         };
         Ok(JwtAuthLayer::new(Authenticator::new(config), rejection))
     }
-}
-
-fn check_issuers_are_distinct(issuers: &[Issuer]) -> Result<(), ConfigError> {
-    let mut seen = HashSet::new();
-    for issuer in issuers {
-        let duplicate = match &issuer.iss {
-            None => issuers.len() > 1,
-            Some(iss) => !seen.insert(iss.as_str()),
-        };
-        if duplicate {
-            return Err(ConfigError::AmbiguousIssuer(issuer.name().to_owned()));
-        }
-    }
-    Ok(())
 }
 
 fn seconds(duration: Duration) -> i64 {

@@ -29,13 +29,13 @@ pin_project! {
         S: Service<Request<ReqBody>>,
     {
         #[pin]
-        state: State<S, T, R, ReqBody>,
+        phase: Phase<S, T, R, ReqBody>,
     }
 }
 
 pin_project! {
-    #[project = StateProj]
-    enum State<S, T, R, ReqBody>
+    #[project = PhaseProj]
+    enum Phase<S, T, R, ReqBody>
     where
         S: Service<Request<ReqBody>>,
     {
@@ -67,13 +67,13 @@ where
 {
     pub(crate) fn inner(future: S::Future) -> Self {
         Self {
-            state: State::Inner { future },
+            phase: Phase::Inner { future },
         }
     }
 
     pub(crate) fn rejected(response: S::Response) -> Self {
         Self {
-            state: State::Rejected {
+            phase: Phase::Rejected {
                 response: Some(response),
             },
         }
@@ -86,7 +86,7 @@ where
         rejection: Arc<R>,
     ) -> Self {
         Self {
-            state: State::Pending {
+            phase: Phase::Pending {
                 decision,
                 waiting: Some(Waiting {
                     inner,
@@ -109,14 +109,14 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
         loop {
-            let next = match this.state.as_mut().project() {
-                StateProj::Inner { future } => return future.poll(cx),
-                StateProj::Rejected { response } => match response.take() {
+            let next = match this.phase.as_mut().project() {
+                PhaseProj::Inner { future } => return future.poll(cx),
+                PhaseProj::Rejected { response } => match response.take() {
                     Some(response) => return Poll::Ready(Ok(response)),
                     // Polled again after completion: a contract violation by the caller.
                     None => panic!("ResponseFuture polled after completion"),
                 },
-                StateProj::Pending { decision, waiting } => {
+                PhaseProj::Pending { decision, waiting } => {
                     let outcome = ready!(decision.as_mut().poll(cx));
                     let Some(Waiting {
                         mut inner,
@@ -130,17 +130,17 @@ where
                         Ok(outcome) => {
                             telemetry::request_accepted();
                             admit(&mut request, outcome);
-                            State::Inner {
+                            Phase::Inner {
                                 future: inner.call(request),
                             }
                         }
-                        Err(error) => State::Rejected {
+                        Err(error) => Phase::Rejected {
                             response: Some(reject(&*rejection, &error)),
                         },
                     }
                 }
             };
-            this.state.set(next);
+            this.phase.set(next);
         }
     }
 }

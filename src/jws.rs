@@ -2,13 +2,11 @@
 
 use std::sync::Arc;
 
-use arc_swap::ArcSwapOption;
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-
 use crate::algorithm::Algorithm;
+use crate::base64url;
 use crate::error::AuthError;
 use crate::json::{JsonObject, ObjectError};
+use arc_swap::ArcSwapOption;
 
 /// The parts of a compact JWS whose header has been read and checked.
 #[derive(Debug)]
@@ -60,12 +58,6 @@ impl HeaderMemo {
     }
 }
 
-/// Decodes base64url strictly: no padding, no `+` or `/`, no whitespace, no non-zero trailing
-/// bits, so that each token has exactly one encoding.
-pub(crate) fn decode_base64url(input: &str) -> Option<Vec<u8>> {
-    URL_SAFE_NO_PAD.decode(input).ok()
-}
-
 impl<'a> CompactJws<'a> {
     /// Splits the token and reads its header and payload bytes. The signature is not checked here.
     pub(crate) fn parse(token: &'a str) -> Result<Self, AuthError> {
@@ -97,17 +89,17 @@ impl<'a> CompactJws<'a> {
         let header = match memo.and_then(|memo| memo.get(encoded_header)) {
             Some(known) => known,
             None => {
-                let bytes = decode_base64url(encoded_header)
+                let bytes = base64url::decode(encoded_header)
                     .ok_or(AuthError::MalformedToken("header is not base64url"))?;
                 JwsHeader::parse(&bytes)?
             }
         };
-        let payload = decode_base64url(payload)
+        let payload = base64url::decode(payload)
             .ok_or(AuthError::MalformedToken("payload is not base64url"))?;
         if signature.is_empty() {
             return Err(AuthError::MalformedToken("empty signature"));
         }
-        let signature = decode_base64url(signature)
+        let signature = base64url::decode(signature)
             .ok_or(AuthError::MalformedToken("signature is not base64url"))?;
 
         let signing_input_len = token.len() - signature_len(token);
@@ -214,6 +206,7 @@ pub(crate) fn media_type_matches(value: &str, expected: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use base64::Engine as _;
     use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
     fn b64(text: &str) -> String {

@@ -94,6 +94,7 @@
 mod algorithm;
 mod authenticator;
 mod authorize;
+mod base64url;
 mod builder;
 mod cache;
 mod claims;
@@ -103,6 +104,7 @@ mod error;
 mod extract;
 mod future;
 pub mod guide;
+mod issuer;
 mod json;
 mod jws;
 mod keys;
@@ -120,7 +122,7 @@ mod verify;
 pub use algorithm::{Algorithm, UnsupportedAlgorithm};
 pub use authorize::{Authorize, AuthorizeFuture, AuthorizeService};
 pub use builder::{
-    DEFAULT_LEEWAY, DEFAULT_MAX_TOKEN_LEN, DEFAULT_TOKEN_CACHE_BYTES, Issuer, JwtAuthBuilder,
+    DEFAULT_LEEWAY, DEFAULT_MAX_TOKEN_LEN, DEFAULT_TOKEN_CACHE_BYTES, JwtAuthBuilder,
 };
 pub use claims::{
     Audience, Claims, DateOutOfRange, KEYCLOAK_REALM_ROLES, NumericDate, RegisteredClaims,
@@ -131,6 +133,7 @@ pub use error::{AuthError, ConfigError, ErrorCode};
 #[cfg(feature = "axum")]
 pub use extract::{ClaimsRejection, ClaimsRejectionKind, RequireScopes, ScopeRequirement};
 pub use future::ResponseFuture;
+pub use issuer::Issuer;
 pub use keys::{FetchCounts, FetchError, KeySetStatus, KeySource, RefreshPolicy, SkippedKey};
 pub use layer::JwtAuthLayer;
 pub use response::{DefaultRejection, RejectionResponse, www_authenticate};

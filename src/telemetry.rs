@@ -45,9 +45,8 @@ pub(crate) fn key_set_current(issuer: &str, keys: usize) {
     {
         #[allow(clippy::cast_precision_loss)]
         metrics::gauge!("jwt_auth_key_set_keys", "issuer" => issuer.to_owned()).set(keys as f64);
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0.0, |elapsed| elapsed.as_secs_f64());
+        #[allow(clippy::cast_precision_loss)]
+        let now = crate::clock::unix_seconds(std::time::SystemTime::now()) as f64;
         metrics::gauge!("jwt_auth_key_set_last_success_seconds", "issuer" => issuer.to_owned())
             .set(now);
     }

@@ -6,7 +6,7 @@ use serde_json::value::RawValue;
 
 use super::prepared::{KeyMaterial, PreparedKey};
 use crate::algorithm::{Algorithm, AlgorithmSet, KeyFamily};
-use crate::jws::decode_base64url;
+use crate::base64url;
 
 /// Where a JWKS came from, which decides whether symmetric (`oct`) keys may be used.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -209,7 +209,7 @@ fn member(value: &Option<String>, name: &str) -> Result<Vec<u8>, String> {
     let text = value
         .as_deref()
         .ok_or_else(|| format!("missing member \"{name}\""))?;
-    decode_base64url(text).ok_or_else(|| format!("member \"{name}\" is not base64url"))
+    base64url::decode(text).ok_or_else(|| format!("member \"{name}\" is not base64url"))
 }
 
 #[cfg(test)]

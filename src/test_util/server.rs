@@ -214,9 +214,7 @@ pub(super) fn json_response(body: String) -> Response<String> {
 }
 
 pub(super) fn unix_now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, seconds)
+    crate::clock::unix_seconds(SystemTime::now())
 }
 
 pub(super) fn seconds(duration: Duration) -> i64 {
