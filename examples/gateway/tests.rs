@@ -474,3 +474,6 @@ async fn upstream_timeout_is_504() {
 
 #[path = "tests_operations.rs"]
 mod operations;
+
+#[path = "tests_security.rs"]
+mod security;
