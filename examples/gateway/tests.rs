@@ -477,3 +477,6 @@ mod operations;
 
 #[path = "tests_security.rs"]
 mod security;
+
+#[path = "tests_forward_auth.rs"]
+mod forward_auth;
