@@ -480,3 +480,6 @@ mod security;
 
 #[path = "tests_forward_auth.rs"]
 mod forward_auth;
+
+#[path = "tests_upstreams.rs"]
+mod upstreams;
