@@ -483,3 +483,6 @@ mod forward_auth;
 
 #[path = "tests_upstreams.rs"]
 mod upstreams;
+
+#[path = "tests_inspect.rs"]
+mod inspect;
