@@ -7,13 +7,13 @@ use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
+use axum::Router;
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderValue, Request, Response, StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
-use axum::{Json, Router};
-use serde_json::{Value, json};
+use serde_json::Value;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -24,7 +24,8 @@ use crate::config::{Config, IssuerConfig, Mode, RouteRules, Upstream};
 use crate::demo::{Demo, DemoError};
 use crate::forward_auth::{self, Original};
 use crate::headers::ClaimHeaders;
-use crate::metrics::{self, Metrics, Outcome};
+use crate::health;
+use crate::metrics::{Metrics, Outcome};
 use crate::proxy::{Forwarder, UpstreamFailure};
 use crate::routes::CheckedPath;
 use crate::upgrade::{self, TokenFromProtocol};
@@ -104,10 +105,10 @@ impl Target {
 }
 
 /// Shared by every request.
-struct AppState {
+pub(crate) struct AppState {
     ready: OnceLock<Ready>,
-    layer: Arc<OnceLock<JwtAuthLayer<Value>>>,
-    metrics: Metrics,
+    pub(crate) layer: Arc<OnceLock<JwtAuthLayer<Value>>>,
+    pub(crate) metrics: Metrics,
     forward_auth: bool,
 }
 
@@ -192,9 +193,9 @@ pub async fn start(config: Config, listener: TcpListener) -> Result<Gateway, Sta
         metrics: Metrics::new(layer_cell),
         forward_auth: matches!(config.mode, Mode::ForwardAuth { .. }),
     });
-    let mut app = Router::new().route("/healthz", get(healthz));
+    let mut app = Router::new().route("/healthz", get(health::healthz));
     if admin_listener.is_none() {
-        app = app.route("/metrics", get(metrics_text));
+        app = app.route("/metrics", get(health::metrics_text));
     }
     let app = app.fallback(dispatch).with_state(Arc::clone(&state));
     let (shutdown, signal) = oneshot::channel::<()>();
@@ -214,8 +215,8 @@ pub async fn start(config: Config, listener: TcpListener) -> Result<Gateway, Sta
         Some(listener) => {
             admin_addr = Some(listener.local_addr().map_err(StartError::Listener)?);
             let admin = Router::new()
-                .route("/healthz", get(healthz_details))
-                .route("/metrics", get(metrics_text))
+                .route("/healthz", get(health::healthz_details))
+                .route("/metrics", get(health::metrics_text))
                 .with_state(Arc::clone(&state));
             Some(tokio::spawn(
                 async move { axum::serve(listener, admin).await },
@@ -338,65 +339,6 @@ async fn build_layer(
         builder = builder.allow_start_without_keys();
     }
     Ok(builder.build().await?)
-}
-
-/// The public health check: `200 ok` when every issuer's keys can verify tokens, `503
-/// unavailable` before they are loaded or when a key set is unusable. The details are on the
-/// admin listener only.
-async fn healthz(State(state): State<Arc<AppState>>) -> Response<Body> {
-    let healthy = state.layer.get().is_some_and(|layer| {
-        let sets = layer.key_sets();
-        !sets.is_empty() && sets.iter().all(|set| set.usable)
-    });
-    let (status, text) = if healthy {
-        (StatusCode::OK, "ok\n")
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "unavailable\n")
-    };
-    (
-        status,
-        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
-        text,
-    )
-        .into_response()
-}
-
-/// The admin health check: the same status, with each key set's state as JSON.
-async fn healthz_details(State(state): State<Arc<AppState>>) -> Response<Body> {
-    let Some(layer) = state.layer.get() else {
-        let body = json!({"status": "starting"});
-        return (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response();
-    };
-    let sets = layer.key_sets();
-    let healthy = !sets.is_empty() && sets.iter().all(|set| set.usable);
-    let issuers: Vec<Value> = sets
-        .iter()
-        .map(|set| {
-            json!({
-                "issuer": set.issuer,
-                "jwks_url": set.jwks_url,
-                "keys": set.key_count,
-                "usable": set.usable,
-                "stale": set.stale,
-                "age_secs": set.age.map(|age| age.as_secs()),
-                "last_error": set.last_error,
-            })
-        })
-        .collect();
-    let (status, text) = if healthy {
-        (StatusCode::OK, "ok")
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "keys unavailable")
-    };
-    (status, Json(json!({"status": text, "issuers": issuers}))).into_response()
-}
-
-async fn metrics_text(State(state): State<Arc<AppState>>) -> Response<Body> {
-    (
-        [(header::CONTENT_TYPE, metrics::CONTENT_TYPE)],
-        state.metrics.render(),
-    )
-        .into_response()
 }
 
 /// Every other path: checked, authenticated unless public, forwarded or answered.

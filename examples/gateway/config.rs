@@ -33,51 +33,13 @@ mod cli;
 pub use cli::*;
 #[path = "checks.rs"]
 mod checks;
+#[path = "file.rs"]
+mod file;
 pub use checks::parse_duration;
 use checks::*;
-
-/// The config file, as written. Unknown keys are an error.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct FileConfig {
-    listen: Option<String>,
-    upstream: Option<String>,
-    upstream_timeout: Option<String>,
-    issuer: Option<String>,
-    jwks_url: Option<String>,
-    audiences: Option<Vec<String>>,
-    allow_any_audience: Option<bool>,
-    require_typ: Option<String>,
-    required_claims: Option<Vec<String>>,
-    public_paths: Option<Vec<String>>,
-    scope_rules: Option<BTreeMap<String, Vec<String>>>,
-    claim_headers: Option<BTreeMap<String, String>>,
-    claims_header: Option<String>,
-    forward_authorization: Option<bool>,
-    allow_insecure_http: Option<bool>,
-    start_without_keys: Option<bool>,
-    leeway: Option<String>,
-    realm: Option<String>,
-    shutdown_timeout: Option<String>,
-    log_format: Option<String>,
-    allow_path_params: Option<bool>,
-    allow_any_issuer: Option<bool>,
-    admin_listen: Option<String>,
-    upstream_ca: Option<PathBuf>,
-    token_from_websocket_protocol: Option<bool>,
-    forward_auth: Option<bool>,
-    /// Further issuers, besides the one of the top-level `issuer`/`jwks_url`.
-    issuers: Option<Vec<FileIssuer>>,
-}
-
-/// One `[[issuers]]` entry of the config file.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FileIssuer {
-    issuer: Option<String>,
-    jwks_url: Option<String>,
-    audiences: Option<Vec<String>>,
-}
+#[cfg(test)]
+use file::parse_file;
+pub use file::{FileConfig, read_file};
 
 /// Why the configuration can't be used. Each message names the setting at fault.
 #[derive(Debug, thiserror::Error)]
@@ -246,29 +208,6 @@ pub fn load(args: &Args) -> Result<Config, ConfigError> {
         args,
         file.as_ref().map(|(path, file)| (path.as_path(), file)),
     )
-}
-
-/// Reads and parses a config file.
-pub fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::ReadFile {
-        path: path.to_owned(),
-        source,
-    })?;
-    parse_file(path, &text)
-}
-
-/// Parses the text of a config file; errors give the line and the message, on one line.
-pub fn parse_file(path: &Path, text: &str) -> Result<FileConfig, ConfigError> {
-    toml::from_str(text).map_err(|err| {
-        let line = err.span().map_or(1, |span| {
-            text[..span.start.min(text.len())].matches('\n').count() + 1
-        });
-        ConfigError::ParseFile {
-            path: path.to_owned(),
-            line,
-            message: err.message().trim().replace('\n', " "),
-        }
-    })
 }
 
 /// Merges one setting: the command line or environment, else the file, with where it came from.

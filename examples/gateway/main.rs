@@ -13,6 +13,7 @@ mod config;
 mod demo;
 mod forward_auth;
 mod headers;
+mod health;
 mod inspect;
 mod metrics;
 mod proxy;
