@@ -27,7 +27,7 @@ use crate::headers::ClaimHeaders;
 use crate::health;
 use crate::metrics::{Metrics, Outcome};
 use crate::proxy::{Forwarder, UpstreamFailure};
-use crate::routes::CheckedPath;
+use crate::routes::{CheckedPath, PathError};
 use crate::upgrade::{self, TokenFromProtocol};
 use crate::upstream::TlsError;
 
@@ -349,10 +349,11 @@ async fn dispatch(State(state): State<Arc<AppState>>, request: Request<Body>) ->
         Some(original) => (original.method.clone(), original.path.clone()),
         None => (
             request.method().as_str().to_owned(),
-            request.uri().path().to_owned(),
+            Ok(request.uri().path().to_owned()),
         ),
     };
-    let (response, outcome) = handle(&state, request, &path).await;
+    let (response, outcome) = handle(&state, request, path.as_deref().map_err(|e| *e)).await;
+    let path = path.unwrap_or_default();
     let elapsed = started.elapsed();
     state.metrics.record(outcome, elapsed);
     if let Some(failure) = response.extensions().get::<UpstreamFailure>() {
@@ -376,11 +377,11 @@ async fn dispatch(State(state): State<Arc<AppState>>, request: Request<Body>) ->
     response
 }
 
-/// Handles a request whose (original) path is `raw_path`.
+/// Handles a request whose (original) path is `raw_path`, or could not be read.
 async fn handle(
     state: &AppState,
     mut request: Request<Body>,
-    raw_path: &str,
+    raw_path: Result<&str, PathError>,
 ) -> (Response<Body>, Outcome) {
     let Some(ready) = state.ready.get() else {
         let mut response = Response::new(Body::from("starting: signing keys not loaded yet\n"));
@@ -390,7 +391,8 @@ async fn handle(
             .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         return (response, Outcome::NotReady);
     };
-    let path = match CheckedPath::new(raw_path, ready.routes.allow_path_params) {
+    let path = match raw_path.and_then(|raw| CheckedPath::new(raw, ready.routes.allow_path_params))
+    {
         Ok(path) => path,
         Err(reason) => {
             tracing::debug!(%reason, "request refused: path");

@@ -12,6 +12,7 @@ use http::{Request, Response, StatusCode, Uri};
 use tower_jwt_auth::VerifiedToken;
 
 use crate::headers::ClaimHeaders;
+use crate::routes::PathError;
 
 static X_FORWARDED_METHOD: HeaderName = HeaderName::from_static("x-forwarded-method");
 static X_FORWARDED_URI: HeaderName = HeaderName::from_static("x-forwarded-uri");
@@ -24,8 +25,9 @@ static X_ORIGINAL_METHOD: HeaderName = HeaderName::from_static("x-original-metho
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Original {
     pub method: String,
-    /// The raw path (not yet decoded or checked).
-    pub path: String,
+    /// The raw path (not yet decoded or checked); an error when the proxy's header is not UTF-8,
+    /// which must be refused rather than read as the check request's own path.
+    pub path: Result<String, PathError>,
     pub host: Option<String>,
     pub proto: Option<String>,
 }
@@ -34,26 +36,32 @@ impl Original {
     /// Reads the description of the original request from the check request.
     pub fn of<B>(request: &Request<B>) -> Self {
         let headers = request.headers();
-        let method = header(headers, &X_FORWARDED_METHOD)
-            .or_else(|| header(headers, &X_ORIGINAL_METHOD))
+        let text = |name| header(headers, name).and_then(Result::ok);
+        let method = text(&X_FORWARDED_METHOD)
+            .or_else(|| text(&X_ORIGINAL_METHOD))
             .unwrap_or_else(|| request.method().as_str().to_owned());
-        let path = header(headers, &X_FORWARDED_URI)
-            .or_else(|| header(headers, &X_ORIGINAL_URI))
-            .map_or_else(|| request.uri().path().to_owned(), |uri| path_of(&uri));
+        let path =
+            match header(headers, &X_FORWARDED_URI).or_else(|| header(headers, &X_ORIGINAL_URI)) {
+                None => Ok(request.uri().path().to_owned()),
+                Some(Ok(uri)) => Ok(path_of(&uri)),
+                Some(Err(error)) => Err(error),
+            };
         Self {
             method,
             path,
-            host: header(headers, &X_FORWARDED_HOST),
-            proto: header(headers, &X_FORWARDED_PROTO),
+            host: text(&X_FORWARDED_HOST),
+            proto: text(&X_FORWARDED_PROTO),
         }
     }
 }
 
-fn header(headers: &HeaderMap, name: &HeaderName) -> Option<String> {
-    headers
-        .get(name)
-        .and_then(|value| value.to_str().ok())
-        .map(str::to_owned)
+/// A header's text: raw UTF-8 (as nginx passes a request line's bytes on) is read as it is.
+fn header(headers: &HeaderMap, name: &HeaderName) -> Option<Result<String, PathError>> {
+    headers.get(name).map(|value| {
+        std::str::from_utf8(value.as_bytes())
+            .map(str::to_owned)
+            .map_err(|_| PathError::InvalidUtf8)
+    })
 }
 
 /// The path of an origin-form (`/a/b?q`) or absolute (`https://h/a/b?q`) request target. A
@@ -94,7 +102,7 @@ mod tests {
             Original::of(&traefik),
             Original {
                 method: "POST".into(),
-                path: "/admin/users".into(),
+                path: Ok("/admin/users".into()),
                 host: Some("app.example".into()),
                 proto: Some("https".into()),
             }
@@ -105,23 +113,39 @@ mod tests {
             .body(())
             .unwrap();
         let original = Original::of(&nginx);
-        assert_eq!(original.path, "/public/..;/admin");
+        assert_eq!(original.path.unwrap(), "/public/..;/admin");
         assert_eq!(original.method, "DELETE");
         let envoy = Request::put("/orders/7?x").body(()).unwrap();
         let original = Original::of(&envoy);
         assert_eq!(
-            (original.method.as_str(), original.path.as_str()),
+            (original.method.as_str(), original.path.unwrap().as_str()),
             ("PUT", "/orders/7")
         );
         let absolute = Request::get("/")
             .header("x-forwarded-uri", "https://app.example/a/b?c")
             .body(())
             .unwrap();
-        assert_eq!(Original::of(&absolute).path, "/a/b");
+        assert_eq!(Original::of(&absolute).path.unwrap(), "/a/b");
         let odd = Request::get("/")
             .header("x-forwarded-uri", "a/b")
             .body(())
             .unwrap();
-        assert_eq!(Original::of(&odd).path, "a/b");
+        assert_eq!(Original::of(&odd).path.unwrap(), "a/b");
+        // Raw UTF-8 is read as such; other bytes can't fall back to the check's own path.
+        let raw = |bytes: &'static [u8]| {
+            let request = Request::get("/")
+                .header(
+                    "x-original-uri",
+                    http::HeaderValue::from_bytes(bytes).unwrap(),
+                )
+                .body(())
+                .unwrap();
+            Original::of(&request).path
+        };
+        assert_eq!(
+            raw("/admin/caf\u{e9}".as_bytes()).unwrap(),
+            "/admin/caf\u{e9}"
+        );
+        assert_eq!(raw(b"/admin/\xff"), Err(PathError::InvalidUtf8));
     }
 }

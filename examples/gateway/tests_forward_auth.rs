@@ -83,6 +83,21 @@ async fn forward_auth_answers_nginx_and_envoy_checks() {
     assert_eq!(answer.headers["x-auth-sub"], "alice");
     let answer = send(check(addr, Some(&token), &nginx("/admin"))).await;
     assert_eq!(answer.status, StatusCode::FORBIDDEN);
+    // nginx passes a request line's raw bytes on: UTF-8 is read as such, anything else is
+    // refused, never taken for the check request's own path.
+    for (raw, status) in [
+        (&b"/ADMIN/caf\xc3\xa9"[..], StatusCode::FORBIDDEN),
+        (&b"/admin/\xff"[..], StatusCode::BAD_REQUEST),
+    ] {
+        let answer = send(
+            request(addr, "/", Some(&token))
+                .header("x-original-uri", HeaderValue::from_bytes(raw).unwrap())
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(answer.status, status, "{raw:?}");
+    }
     // Envoy's HTTP ext_authz service: the check request has the original method and path.
     let answer = get_path(addr, "/admin/users", Some(&token)).await;
     assert_eq!(answer.status, StatusCode::FORBIDDEN);
