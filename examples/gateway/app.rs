@@ -401,14 +401,16 @@ async fn handle(
             return (response, Outcome::BadRequest);
         }
     };
+    // Before the public-path check, so that a token there never reaches the upstream as a
+    // protocol name (`Authorization` is removed unless --forward-authorization).
+    if ready.token_from_websocket_protocol && upgrade::take_protocol_token(request.headers_mut()) {
+        request.extensions_mut().insert(TokenFromProtocol);
+    }
     if ready.routes.is_public(&path) {
         return (
             ready.target.respond(request, &path, None).await,
             Outcome::Public,
         );
-    }
-    if ready.token_from_websocket_protocol && upgrade::take_protocol_token(request.headers_mut()) {
-        request.extensions_mut().insert(TokenFromProtocol);
     }
     request.extensions_mut().insert(path);
     let response = match ready.protected.clone().oneshot(request).await {

@@ -306,3 +306,25 @@ async fn websocket_token_from_the_protocol_header() {
     );
     gateway.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_protocol_token_on_a_public_path_does_not_reach_the_upstream() {
+    let env = env().await;
+    let gateway = env.gateway(&["--token-from-websocket-protocol"]).await;
+    let token = env.token(json!({}));
+    let answer = send(
+        request(gateway.local_addr(), "/public/x", None)
+            .header(
+                "sec-websocket-protocol",
+                format!("chat, access_token, {token}"),
+            )
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::OK);
+    let headers = &answer.json()["headers"];
+    assert_eq!(headers["sec-websocket-protocol"], "chat");
+    assert!(headers.get("authorization").is_none(), "{headers}");
+    gateway.shutdown().await.unwrap();
+}
