@@ -1,29 +1,35 @@
-//! The gateway itself: `/healthz` and `/metrics`, and for every other path the public-path check,
-//! the JWT layer, the scope rules and the forwarding.
+//! The gateway itself: `/healthz` and `/metrics`, and for every other path the path check, the
+//! public-path check, the JWT layer, the scope rules, and the forwarding (or, in forward-auth
+//! mode, the answer to the proxy's check).
 
-use std::borrow::Cow;
+use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
+use axum::Router;
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderValue, Request, Response, StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
-use axum::{Json, Router};
-use serde_json::{Value, json};
+use serde_json::Value;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
-use tower::ServiceExt as _;
-use tower_jwt_auth::{AuthError, Claims, JwtAuthLayer, www_authenticate};
+use tower::{Layer as _, ServiceExt as _};
+use tower_jwt_auth::{AuthError, Authorize, DefaultRejection, JwtAuthLayer, VerifiedToken};
 
 use crate::config::{Config, IssuerConfig, Mode, RouteRules, Upstream};
 use crate::demo::{Demo, DemoError};
-use crate::metrics::{self, Metrics, Outcome};
+use crate::forward_auth::{self, Original};
+use crate::headers::ClaimHeaders;
+use crate::health;
+use crate::metrics::{Metrics, Outcome};
 use crate::proxy::{Forwarder, UpstreamFailure};
-use crate::routes::CheckedPath;
+use crate::routes::{CheckedPath, PathError};
+use crate::upgrade::{self, TokenFromProtocol};
+use crate::upstream::TlsError;
 
 /// Why the gateway could not start.
 #[derive(Debug, thiserror::Error)]
@@ -40,6 +46,14 @@ pub enum StartError {
     Config(#[from] crate::config::ConfigError),
     #[error("cannot read the listener's address: {0}")]
     Listener(#[source] std::io::Error),
+    #[error("cannot listen on {addr} (--admin-listen): {source}")]
+    AdminListener {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Tls(#[from] TlsError),
 }
 
 impl From<tower_jwt_auth::ConfigError> for StartError {
@@ -61,31 +75,63 @@ impl From<tower_jwt_auth::ConfigError> for StartError {
 
 /// What the gateway needs once its keys are loaded.
 struct Ready {
-    /// The router behind the JWT layer: scope rules, then forwarding.
+    /// The router behind the JWT layer: scope rules, then the target.
     protected: Router,
-    forwarder: Arc<Forwarder>,
+    target: Target,
     routes: Arc<RouteRules>,
+    token_from_websocket_protocol: bool,
+}
+
+/// What an allowed request gets: forwarded to the upstream, or, in forward-auth mode, a `200` for
+/// the proxy that asked.
+#[derive(Clone)]
+enum Target {
+    Proxy(Arc<Forwarder>),
+    ForwardAuth(Arc<ClaimHeaders>),
+}
+
+impl Target {
+    async fn respond(
+        &self,
+        request: Request<Body>,
+        path: &CheckedPath,
+        token: Option<&VerifiedToken>,
+    ) -> Response<Body> {
+        match self {
+            Self::Proxy(forwarder) => forwarder.forward(request, path, token).await,
+            Self::ForwardAuth(claim_headers) => forward_auth::allow(claim_headers, token),
+        }
+    }
 }
 
 /// Shared by every request.
-struct AppState {
+pub(crate) struct AppState {
     ready: OnceLock<Ready>,
-    layer: Arc<OnceLock<JwtAuthLayer<Value>>>,
-    metrics: Metrics,
+    pub(crate) layer: Arc<OnceLock<JwtAuthLayer<Value>>>,
+    pub(crate) metrics: Metrics,
+    forward_auth: bool,
 }
 
 /// A running gateway.
 #[derive(Debug)]
 pub struct Gateway {
     addr: SocketAddr,
+    admin_addr: Option<SocketAddr>,
     demo: Option<Demo>,
     shutdown: Option<oneshot::Sender<()>>,
     server: JoinHandle<std::io::Result<()>>,
+    admin: Option<JoinHandle<std::io::Result<()>>>,
 }
 
 impl Gateway {
     pub fn local_addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The admin listener's address, when `--admin-listen` is set.
+    #[cfg_attr(not(test), allow(dead_code))]
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin_addr
     }
 
     /// The demo issuer, echo upstream and token, in demo mode.
@@ -112,6 +158,9 @@ impl Gateway {
                 task.abort();
             }
         }
+        if let Some(admin) = &self.admin {
+            admin.abort();
+        }
         result
     }
 
@@ -122,21 +171,33 @@ impl Gateway {
     }
 }
 
-/// Starts serving on `listener` at once (`/healthz` answers `503` until the keys are loaded),
-/// then sets up the demo or the issuers, and returns when the gateway is ready.
+/// Starts serving on `listener` (and the admin listener, if configured) at once (`/healthz`
+/// answers `503` until the keys are loaded), then sets up the demo or the issuers, and returns
+/// when the gateway is ready.
 pub async fn start(config: Config, listener: TcpListener) -> Result<Gateway, StartError> {
     let addr = listener.local_addr().map_err(StartError::Listener)?;
+    let admin_listener =
+        match config.admin_listen {
+            None => None,
+            Some(admin) => Some(TcpListener::bind(admin).await.map_err(|source| {
+                StartError::AdminListener {
+                    addr: admin,
+                    source,
+                }
+            })?),
+        };
     let layer_cell = Arc::new(OnceLock::new());
     let state = Arc::new(AppState {
         ready: OnceLock::new(),
         layer: Arc::clone(&layer_cell),
         metrics: Metrics::new(layer_cell),
+        forward_auth: matches!(config.mode, Mode::ForwardAuth { .. }),
     });
-    let mut app = Router::new()
-        .route("/healthz", get(healthz))
-        .route("/metrics", get(metrics_text))
-        .fallback(dispatch)
-        .with_state(Arc::clone(&state));
+    let mut app = Router::new().route("/healthz", get(health::healthz));
+    if admin_listener.is_none() {
+        app = app.route("/metrics", get(health::metrics_text));
+    }
+    let mut app = app.fallback(dispatch).with_state(Arc::clone(&state));
     // Demo mode only: the page at `/` (and `/_demo/…`), served once the demo is up.
     let page = crate::demo::page::Page::default();
     if matches!(config.mode, Mode::Demo { .. }) {
@@ -153,11 +214,27 @@ pub async fn start(config: Config, listener: TcpListener) -> Result<Gateway, Sta
         })
         .await
     });
+    let mut admin_addr = None;
+    let admin = match admin_listener {
+        None => None,
+        Some(listener) => {
+            admin_addr = Some(listener.local_addr().map_err(StartError::Listener)?);
+            let admin = Router::new()
+                .route("/healthz", get(health::healthz_details))
+                .route("/metrics", get(health::metrics_text))
+                .with_state(Arc::clone(&state));
+            Some(tokio::spawn(
+                async move { axum::serve(listener, admin).await },
+            ))
+        }
+    };
     let mut gateway = Gateway {
         addr,
+        admin_addr,
         demo: None,
         shutdown: Some(shutdown),
         server,
+        admin,
     };
     match prepare(&config, &mut gateway).await {
         Ok((layer, ready)) => {
@@ -190,28 +267,43 @@ async fn prepare(
                 audiences: vec![audience.clone()],
             }];
             gateway.demo = Some(demo);
-            (upstream, issuers)
+            (Some(upstream), issuers)
         }
-        Mode::Proxy { upstream, issuers } => (upstream.clone(), issuers.clone()),
+        Mode::Proxy { upstream, issuers } => (Some(upstream.clone()), issuers.clone()),
+        Mode::ForwardAuth { issuers } => (None, issuers.clone()),
     };
     let layer = build_layer(config, &issuers).await?;
-    let forwarder = Arc::new(Forwarder::new(
-        upstream.clone(),
-        config.upstream_timeout,
-        &config.forwarding,
-    ));
+    let target = match &upstream {
+        Some(upstream) => Target::Proxy(Arc::new(Forwarder::new(
+            upstream.clone(),
+            config.upstream_timeout,
+            &config.forwarding,
+        )?)),
+        None => Target::ForwardAuth(Arc::new(ClaimHeaders::new(&config.forwarding))),
+    };
     let routes = Arc::new(config.routes.clone());
+    let rejection = match &config.auth.realm {
+        Some(realm) => DefaultRejection::with_realm(realm.as_str()),
+        None => DefaultRejection::default(),
+    };
+    // The crate's own scope check and 403, one per rule.
+    let authorizers = routes
+        .scope_rules
+        .iter()
+        .map(|rule| Authorize::all_scopes(rule.scopes.clone()).with_rejection(rejection.clone()))
+        .collect();
     let protected = Router::new()
         .fallback(protected)
         .with_state(Protected {
-            forwarder: Arc::clone(&forwarder),
+            target: target.clone(),
             routes: Arc::clone(&routes),
-            realm: config.auth.realm.clone().map(Arc::from),
+            authorizers: Arc::new(authorizers),
         })
         .layer(layer.clone());
     tracing::info!(
         listen = %gateway.addr,
-        upstream = %upstream.display(),
+        admin = ?gateway.admin_addr,
+        upstream = %upstream.as_ref().map_or_else(|| "none (forward-auth)".to_owned(), Upstream::display),
         issuers = ?issuers.iter().map(IssuerConfig::name).collect::<Vec<_>>(),
         demo = gateway.demo.is_some(),
         "gateway ready"
@@ -220,8 +312,9 @@ async fn prepare(
         layer,
         Ready {
             protected,
-            forwarder,
+            target,
             routes,
+            token_from_websocket_protocol: config.auth.token_from_websocket_protocol,
         },
     ))
 }
@@ -256,51 +349,19 @@ async fn build_layer(
     Ok(builder.build().await?)
 }
 
-/// `200` when every issuer's keys can verify tokens, `503` before they are loaded or when a
-/// key set is unusable; the body gives each key set's state.
-async fn healthz(State(state): State<Arc<AppState>>) -> Response<Body> {
-    let Some(layer) = state.layer.get() else {
-        let body = json!({"status": "starting"});
-        return (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response();
-    };
-    let sets = layer.key_sets();
-    let healthy = !sets.is_empty() && sets.iter().all(|set| set.usable);
-    let issuers: Vec<Value> = sets
-        .iter()
-        .map(|set| {
-            json!({
-                "issuer": set.issuer,
-                "jwks_url": set.jwks_url,
-                "keys": set.key_count,
-                "usable": set.usable,
-                "stale": set.stale,
-                "age_secs": set.age.map(|age| age.as_secs()),
-                "last_error": set.last_error,
-            })
-        })
-        .collect();
-    let (status, text) = if healthy {
-        (StatusCode::OK, "ok")
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "keys unavailable")
-    };
-    (status, Json(json!({"status": text, "issuers": issuers}))).into_response()
-}
-
-async fn metrics_text(State(state): State<Arc<AppState>>) -> Response<Body> {
-    (
-        [(header::CONTENT_TYPE, metrics::CONTENT_TYPE)],
-        state.metrics.render(),
-    )
-        .into_response()
-}
-
-/// Every path but `/healthz` and `/metrics`: checked, authenticated unless public, forwarded.
+/// Every other path: checked, authenticated unless public, forwarded or answered.
 async fn dispatch(State(state): State<Arc<AppState>>, request: Request<Body>) -> Response<Body> {
     let started = Instant::now();
-    let method = request.method().clone();
-    let path = request.uri().path().to_owned();
-    let (response, outcome) = handle(&state, request).await;
+    let original = state.forward_auth.then(|| Original::of(&request));
+    let (method, path) = match &original {
+        Some(original) => (original.method.clone(), original.path.clone()),
+        None => (
+            request.method().as_str().to_owned(),
+            Ok(request.uri().path().to_owned()),
+        ),
+    };
+    let (response, outcome) = handle(&state, request, path.as_deref().map_err(|e| *e)).await;
+    let path = path.unwrap_or_default();
     let elapsed = started.elapsed();
     state.metrics.record(outcome, elapsed);
     if let Some(failure) = response.extensions().get::<UpstreamFailure>() {
@@ -312,8 +373,9 @@ async fn dispatch(State(state): State<Arc<AppState>>, request: Request<Body>) ->
     };
     tracing::info!(
         target: "gateway::access",
-        %method,
+        method,
         path,
+        host = original.as_ref().and_then(|original| original.host.as_deref()),
         status = response.status().as_u16(),
         outcome = outcome.name(),
         cause,
@@ -323,7 +385,12 @@ async fn dispatch(State(state): State<Arc<AppState>>, request: Request<Body>) ->
     response
 }
 
-async fn handle(state: &AppState, mut request: Request<Body>) -> (Response<Body>, Outcome) {
+/// Handles a request whose (original) path is `raw_path`, or could not be read.
+async fn handle(
+    state: &AppState,
+    mut request: Request<Body>,
+    raw_path: Result<&str, PathError>,
+) -> (Response<Body>, Outcome) {
     let Some(ready) = state.ready.get() else {
         let mut response = Response::new(Body::from("starting: signing keys not loaded yet\n"));
         *response.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
@@ -332,18 +399,24 @@ async fn handle(state: &AppState, mut request: Request<Body>) -> (Response<Body>
             .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         return (response, Outcome::NotReady);
     };
-    let path = match CheckedPath::new(request.uri().path()) {
+    let path = match raw_path.and_then(|raw| CheckedPath::new(raw, ready.routes.allow_path_params))
+    {
         Ok(path) => path,
         Err(reason) => {
-            tracing::debug!(reason, "request refused: path");
+            tracing::debug!(%reason, "request refused: path");
             let mut response = Response::new(Body::from(format!("bad request: {reason}\n")));
             *response.status_mut() = StatusCode::BAD_REQUEST;
             return (response, Outcome::BadRequest);
         }
     };
+    // Before the public-path check, so that a token there never reaches the upstream as a
+    // protocol name (`Authorization` is removed unless --forward-authorization).
+    if ready.token_from_websocket_protocol && upgrade::take_protocol_token(request.headers_mut()) {
+        request.extensions_mut().insert(TokenFromProtocol);
+    }
     if ready.routes.is_public(&path) {
         return (
-            ready.forwarder.forward(request, None).await,
+            ready.target.respond(request, &path, None).await,
             Outcome::Public,
         );
     }
@@ -362,41 +435,38 @@ async fn handle(state: &AppState, mut request: Request<Body>) -> (Response<Body>
 /// What the handler behind the layer needs.
 #[derive(Clone)]
 struct Protected {
-    forwarder: Arc<Forwarder>,
+    target: Target,
     routes: Arc<RouteRules>,
-    realm: Option<Arc<str>>,
+    /// The check of each scope rule, by the rule's index.
+    authorizers: Arc<Vec<Authorize<DefaultRejection>>>,
 }
 
-/// Behind the layer: the token is valid. Checks the path's scope rule, then forwards.
+/// Behind the layer: the token is valid. The path's scope rule is checked by the crate's
+/// [`Authorize`] (its `403` is the crate's rejection), then the target answers.
 async fn protected(State(protected): State<Protected>, request: Request<Body>) -> Response<Body> {
-    let Some(Claims(claims)) = request.extensions().get::<Claims<Value>>().cloned() else {
-        // The layer always inserts the claims before calling this handler.
+    let Some(path) = request.extensions().get::<CheckedPath>().cloned() else {
+        // `handle` always inserts the path before calling the layer.
         return StatusCode::INTERNAL_SERVER_ERROR.into_response();
     };
-    let rule = request
-        .extensions()
-        .get::<CheckedPath>()
-        .and_then(|path| protected.routes.scope_rule(path));
-    if let Some(rule) = rule {
-        let granted = crate::proxy::scopes(&claims);
-        if !rule
-            .scopes
-            .iter()
-            .all(|scope| granted.contains(&scope.as_str()))
-        {
-            let error = AuthError::InsufficientScope {
-                required: Cow::Owned(rule.scopes.join(" ")),
-            };
-            tracing::debug!(cause = error.cause(), required = %rule.scopes.join(" "), "request rejected");
-            let mut response = Response::new(Body::empty());
-            *response.status_mut() = error.status();
-            response.headers_mut().insert(
-                header::WWW_AUTHENTICATE,
-                www_authenticate(&error, protected.realm.as_deref()),
-            );
-            response.extensions_mut().insert(error);
-            return response;
+    let authorize = protected
+        .routes
+        .scope_rule(&path)
+        .and_then(|(index, _)| protected.authorizers.get(index))
+        .cloned();
+    let target = protected.target.clone();
+    let inner = tower::service_fn(move |request: Request<Body>| {
+        let (target, path) = (target.clone(), path.clone());
+        async move {
+            let token = request.extensions().get::<VerifiedToken>().cloned();
+            Ok::<_, Infallible>(target.respond(request, &path, token.as_ref()).await)
         }
+    });
+    let result = match authorize {
+        Some(authorize) => authorize.layer(inner).oneshot(request).await,
+        None => inner.oneshot(request).await,
+    };
+    match result {
+        Ok(response) => response,
+        Err(never) => match never {},
     }
-    protected.forwarder.forward(request, Some(&claims)).await
 }

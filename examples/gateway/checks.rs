@@ -124,16 +124,17 @@ const RESERVED_HEADERS: &[&str] = &[
     "content-length",
     "content-type",
     "cookie",
-    "x-forwarded-for",
-    "x-forwarded-proto",
-    "x-forwarded-host",
-    "forwarded",
 ];
 
 pub(super) fn header_name(name: &str, origin: &str) -> Result<HeaderName, ConfigError> {
     let header = HeaderName::try_from(name.to_ascii_lowercase())
         .map_err(|_| invalid(origin, name, "not a valid header name"))?;
-    if RESERVED_HEADERS.contains(&header.as_str()) || crate::proxy::is_hop_by_hop(&header) {
+    // With `_` read as `-`, as a CGI upstream reads it.
+    let dashed = header.as_str().replace('_', "-");
+    if RESERVED_HEADERS.contains(&dashed.as_str())
+        || crate::headers::is_forwarding(&dashed)
+        || crate::headers::is_hop_by_hop(&header)
+    {
         return Err(invalid(
             origin,
             name,
@@ -175,6 +176,7 @@ pub(super) fn issuer_config(
     jwks_origin: Option<String>,
     audiences: Option<(Vec<String>, String)>,
     allow_any_audience: bool,
+    allow_any_issuer: bool,
 ) -> Result<IssuerConfig, ConfigError> {
     let origin = |origin: &Option<String>, fallback: &str| {
         origin.clone().unwrap_or_else(|| fallback.to_owned())
@@ -184,6 +186,18 @@ pub(super) fn issuer_config(
     } else if let Some(iss) = &iss {
         // Discovery fetches from the issuer, so it must be a URL.
         check_http_url(iss, &origin(&iss_origin, "--issuer"))?;
+    }
+    if iss.is_none() && jwks_url.is_some() && !allow_any_issuer {
+        return Err(ConfigError::Missing {
+            setting: origin(&iss_origin, "--issuer"),
+            reason: format!(
+                "{} is set without an issuer, so `iss` would not be checked and a token of any \
+                 issuer whose keys are in that JWKS would pass: set --issuer to the expected \
+                 `iss` (GATEWAY_ISSUER, `issuer` in the config file), or --allow-any-issuer to \
+                 accept that",
+                origin(&jwks_origin, "--jwks-url")
+            ),
+        });
     }
     let (audiences, audience_origin) = match audiences {
         Some((list, origin)) => (list, origin),

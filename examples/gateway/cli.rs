@@ -24,9 +24,15 @@ use super::*;
     after_help = "Examples:\n  \
         gateway                                    # demo mode\n  \
         gateway --upstream http://127.0.0.1:9000 --issuer https://auth.example.com/ --audience my-api\n  \
-        gateway --config gateway.toml --listen 0.0.0.0:8080"
+        gateway --forward-auth --issuer https://auth.example.com/ --audience my-api\n  \
+        gateway --config gateway.toml --listen 0.0.0.0:8080\n  \
+        gateway inspect eyJhbGciOi... --issuer https://auth.example.com/ --audience my-api",
+    args_conflicts_with_subcommands = true
 )]
 pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
     /// TOML config file
     #[arg(long, env = "GATEWAY_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
@@ -35,9 +41,26 @@ pub struct Cli {
     #[arg(long, env = "GATEWAY_LISTEN", value_name = "ADDR")]
     pub listen: Option<String>,
 
-    /// Upstream base URL (http); the request path is appended to its path
+    /// Upstream base URL (http or https); the request path is appended to its path
     #[arg(long, env = "GATEWAY_UPSTREAM", value_name = "URL")]
     pub upstream: Option<String>,
+
+    /// PEM file of the CA certificates an https upstream is verified with, instead of the
+    /// system's [default: the system's roots]
+    #[arg(long, env = "GATEWAY_UPSTREAM_CA", value_name = "FILE")]
+    pub upstream_ca: Option<PathBuf>,
+
+    /// Forward-auth mode, without an upstream: answer each request as the authorization check of
+    /// the request described by X-Forwarded-Method/-Proto/-Host/-Uri (or X-Original-URI/-Method)
+    /// for nginx auth_request, Traefik forwardAuth, Caddy forward_auth or Envoy ext_authz
+    #[arg(long, env = "GATEWAY_FORWARD_AUTH", value_name = "BOOL", num_args = 0..=1,
+        require_equals = true, default_missing_value = "true", value_parser = BoolishValueParser::new())]
+    pub forward_auth: Option<bool>,
+
+    /// Address of a second listener serving /healthz with the key sets' details, and /metrics
+    /// (then no longer served on --listen) [default: none]
+    #[arg(long, env = "GATEWAY_ADMIN_LISTEN", value_name = "ADDR")]
+    pub admin_listen: Option<String>,
 
     /// Time to wait for the upstream's response headers before answering 504 [default: 30s]
     #[arg(long, env = "GATEWAY_UPSTREAM_TIMEOUT", value_name = "DURATION")]
@@ -59,6 +82,11 @@ pub struct Cli {
         value_delimiter = ','
     )]
     pub audiences: Option<Vec<String>>,
+
+    /// Accept tokens of any `iss` when only --jwks-url is given (not recommended)
+    #[arg(long, env = "GATEWAY_ALLOW_ANY_ISSUER", value_name = "BOOL", num_args = 0..=1,
+        require_equals = true, default_missing_value = "true", value_parser = BoolishValueParser::new())]
+    pub allow_any_issuer: Option<bool>,
 
     /// Accept tokens whatever their `aud` (not recommended)
     #[arg(long, env = "GATEWAY_ALLOW_ANY_AUDIENCE", value_name = "BOOL", num_args = 0..=1,
@@ -95,6 +123,17 @@ pub struct Cli {
         value_delimiter = ','
     )]
     pub scope_rules: Option<Vec<String>>,
+
+    /// Accept `;` path parameters (`/a;jsessionid=1`); dot-segments stay refused
+    #[arg(long, env = "GATEWAY_ALLOW_PATH_PARAMS", value_name = "BOOL", num_args = 0..=1,
+        require_equals = true, default_missing_value = "true", value_parser = BoolishValueParser::new())]
+    pub allow_path_params: Option<bool>,
+
+    /// Also take the token from `Sec-WebSocket-Protocol: access_token, <jwt>` (browsers can't set
+    /// headers on a WebSocket); the handshake is answered with the remaining protocol
+    #[arg(long, env = "GATEWAY_TOKEN_FROM_WEBSOCKET_PROTOCOL", value_name = "BOOL", num_args = 0..=1,
+        require_equals = true, default_missing_value = "true", value_parser = BoolishValueParser::new())]
+    pub token_from_websocket_protocol: Option<bool>,
 
     /// Claim forwarded to the upstream in a header, e.g. `email=x-auth-email`; repeatable
     #[arg(
@@ -141,10 +180,18 @@ pub struct Cli {
     pub log_format: Option<String>,
 }
 
+/// The subcommands.
+#[derive(Debug, clap::Subcommand)]
+pub enum Command {
+    /// Decode a token and show its header and claims, and verify it when an issuer or JWKS URL
+    /// is given (exit code 0 valid or decoded, 1 invalid, 2 usage error)
+    Inspect(crate::inspect::InspectArgs),
+}
+
 /// The parsed command line, and which of its values came from the environment.
 #[derive(Debug)]
 pub struct Args {
-    pub(super) cli: Cli,
+    pub(crate) cli: Cli,
     from_env: HashSet<String>,
 }
 

@@ -11,10 +11,11 @@ use clap::builder::BoolishValueParser;
 use clap::parser::ValueSource;
 use clap::{CommandFactory, FromArgMatches, Parser};
 use http::HeaderName;
-use http::uri::{Authority, Scheme};
 use serde::Deserialize;
 use tower_jwt_auth::Issuer;
 use tower_jwt_auth::KeySource;
+
+pub use crate::upstream::Upstream;
 
 /// The headers the verified `sub`, `iss` and scopes are forwarded in.
 pub const SUB_HEADER: &str = "x-auth-sub";
@@ -32,45 +33,13 @@ mod cli;
 pub use cli::*;
 #[path = "checks.rs"]
 mod checks;
+#[path = "file.rs"]
+mod file;
 pub use checks::parse_duration;
 use checks::*;
-
-/// The config file, as written. Unknown keys are an error.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct FileConfig {
-    listen: Option<String>,
-    upstream: Option<String>,
-    upstream_timeout: Option<String>,
-    issuer: Option<String>,
-    jwks_url: Option<String>,
-    audiences: Option<Vec<String>>,
-    allow_any_audience: Option<bool>,
-    require_typ: Option<String>,
-    required_claims: Option<Vec<String>>,
-    public_paths: Option<Vec<String>>,
-    scope_rules: Option<BTreeMap<String, Vec<String>>>,
-    claim_headers: Option<BTreeMap<String, String>>,
-    claims_header: Option<String>,
-    forward_authorization: Option<bool>,
-    allow_insecure_http: Option<bool>,
-    start_without_keys: Option<bool>,
-    leeway: Option<String>,
-    realm: Option<String>,
-    shutdown_timeout: Option<String>,
-    log_format: Option<String>,
-    /// Further issuers, besides the one of the top-level `issuer`/`jwks_url`.
-    issuers: Option<Vec<FileIssuer>>,
-}
-
-/// One `[[issuers]]` entry of the config file.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FileIssuer {
-    issuer: Option<String>,
-    jwks_url: Option<String>,
-    audiences: Option<Vec<String>>,
-}
+#[cfg(test)]
+use file::parse_file;
+pub use file::{FileConfig, read_file};
 
 /// Why the configuration can't be used. Each message names the setting at fault.
 #[derive(Debug, thiserror::Error)]
@@ -123,6 +92,8 @@ pub struct Config {
     pub listen: SocketAddr,
     /// How `listen` was set, for the message when the address is taken.
     pub listen_origin: String,
+    /// Where `/healthz` with the key sets' details and `/metrics` are served, if apart.
+    pub admin_listen: Option<SocketAddr>,
     pub mode: Mode,
     pub upstream_timeout: Duration,
     pub auth: AuthSettings,
@@ -132,7 +103,7 @@ pub struct Config {
     pub log_format: LogFormat,
 }
 
-/// Demo mode, or a real upstream behind real issuers.
+/// Demo mode, a real upstream behind real issuers, or forward-auth checks for another proxy.
 #[derive(Debug, Clone)]
 pub enum Mode {
     /// An in-process issuer whose tokens carry `audience`, and a built-in echo upstream.
@@ -141,56 +112,8 @@ pub enum Mode {
         upstream: Upstream,
         issuers: Vec<IssuerConfig>,
     },
-}
-
-/// Where requests go: scheme, authority and a base path (without trailing `/`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Upstream {
-    pub scheme: Scheme,
-    pub authority: Authority,
-    pub base_path: String,
-}
-
-impl Upstream {
-    /// Parses an `http://host[:port][/base]` URL; `setting` names it in errors.
-    pub fn parse(value: &str, setting: &str) -> Result<Self, ConfigError> {
-        let invalid = |reason: &str| ConfigError::Invalid {
-            setting: setting.to_owned(),
-            value: value.to_owned(),
-            reason: reason.to_owned(),
-        };
-        let url = url::Url::parse(value).map_err(|err| invalid(&err.to_string()))?;
-        match url.scheme() {
-            "http" => {}
-            "https" => {
-                return Err(invalid(
-                    "https upstreams are not supported by this example; use http (e.g. to a \
-                     sidecar or a service on a private network)",
-                ));
-            }
-            _ => return Err(invalid("the scheme must be http")),
-        }
-        let host = url.host_str().ok_or_else(|| invalid("no host"))?;
-        if !url.username().is_empty() || url.password().is_some() {
-            return Err(invalid("credentials in the URL are not supported"));
-        }
-        if url.query().is_some() || url.fragment().is_some() {
-            return Err(invalid("a query or fragment is not allowed"));
-        }
-        let port = url.port_or_known_default().unwrap_or(80);
-        let authority = Authority::try_from(format!("{host}:{port}").as_str())
-            .map_err(|err| invalid(&err.to_string()))?;
-        Ok(Self {
-            scheme: Scheme::HTTP,
-            authority,
-            base_path: url.path().trim_end_matches('/').to_owned(),
-        })
-    }
-
-    /// The URL as configured, for logs.
-    pub fn display(&self) -> String {
-        format!("{}://{}{}", self.scheme, self.authority, self.base_path)
-    }
+    /// Every request is the authorization check of a request another proxy received.
+    ForwardAuth { issuers: Vec<IssuerConfig> },
 }
 
 /// One trusted issuer: the `iss` to expect and/or the JWKS URL, and its audiences.
@@ -238,6 +161,8 @@ pub struct AuthSettings {
     pub realm: Option<String>,
     pub allow_insecure_http: bool,
     pub start_without_keys: bool,
+    /// Take the token from `Sec-WebSocket-Protocol: access_token, <jwt>` too.
+    pub token_from_websocket_protocol: bool,
 }
 
 /// Which paths skip authentication, and which need scopes.
@@ -245,6 +170,8 @@ pub struct AuthSettings {
 pub struct RouteRules {
     pub public_paths: Vec<String>,
     pub scope_rules: Vec<ScopeRule>,
+    /// Accept `;` path parameters (`/a;v=1`), e.g. for a servlet upstream's `jsessionid`.
+    pub allow_path_params: bool,
 }
 
 /// A path prefix and the scopes (all of them) it requires.
@@ -281,29 +208,6 @@ pub fn load(args: &Args) -> Result<Config, ConfigError> {
         args,
         file.as_ref().map(|(path, file)| (path.as_path(), file)),
     )
-}
-
-/// Reads and parses a config file.
-pub fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::ReadFile {
-        path: path.to_owned(),
-        source,
-    })?;
-    parse_file(path, &text)
-}
-
-/// Parses the text of a config file; errors give the line and the message, on one line.
-pub fn parse_file(path: &Path, text: &str) -> Result<FileConfig, ConfigError> {
-    toml::from_str(text).map_err(|err| {
-        let line = err.span().map_or(1, |span| {
-            text[..span.start.min(text.len())].matches('\n').count() + 1
-        });
-        ConfigError::ParseFile {
-            path: path.to_owned(),
-            line,
-            message: err.message().trim().replace('\n', " "),
-        }
-    })
 }
 
 /// Merges one setting: the command line or environment, else the file, with where it came from.
@@ -355,6 +259,13 @@ pub fn resolve(args: &Args, file: Option<(&Path, &FileConfig)>) -> Result<Config
     let listen = listen_text
         .parse::<SocketAddr>()
         .map_err(|err| invalid(&listen_origin, &listen_text, err))?;
+    let admin_listen = match pick!(admin_listen) {
+        None => None,
+        Some((text, origin)) => Some(
+            text.parse::<SocketAddr>()
+                .map_err(|err| invalid(&origin, &text, err))?,
+        ),
+    };
 
     let upstream_timeout = duration_setting(pick!(upstream_timeout), DEFAULT_UPSTREAM_TIMEOUT)?;
     let shutdown_timeout = duration_setting(pick!(shutdown_timeout), DEFAULT_SHUTDOWN_TIMEOUT)?;
@@ -387,7 +298,9 @@ pub fn resolve(args: &Args, file: Option<(&Path, &FileConfig)>) -> Result<Config
         realm: non_empty(pick!(realm))?,
         allow_insecure_http: flag!(allow_insecure_http),
         start_without_keys: flag!(start_without_keys),
+        token_from_websocket_protocol: flag!(token_from_websocket_protocol),
     };
+    let allow_any_issuer = flag!(allow_any_issuer);
 
     let public_paths = list(pick!(public_paths), |path, origin| {
         check_prefix(path, origin).map(|()| path.to_owned())
@@ -456,6 +369,7 @@ pub fn resolve(args: &Args, file: Option<(&Path, &FileConfig)>) -> Result<Config
             jwks_origin,
             audiences.clone(),
             allow_any_audience,
+            allow_any_issuer,
         )?);
     }
     for (index, entry) in file_config.issuers.iter().flatten().enumerate() {
@@ -476,12 +390,34 @@ pub fn resolve(args: &Args, file: Option<(&Path, &FileConfig)>) -> Result<Config
                 .clone()
                 .map(|list| (list, origin("audiences"))),
             allow_any_audience,
+            allow_any_issuer,
         )?);
     }
 
     let upstream = pick!(upstream);
-    let mode = match (upstream, issuers.is_empty()) {
-        (None, true) => {
+    let forward_auth = pick!(forward_auth).filter(|(on, _)| *on);
+    let mode = match (upstream, issuers.is_empty(), forward_auth) {
+        (Some((url, origin)), _, Some((_, flag))) => {
+            return Err(invalid(
+                &origin,
+                &url,
+                format!(
+                    "{flag} answers another proxy's authorization checks and forwards nothing: \
+                     remove the upstream, or the forward-auth setting"
+                ),
+            ));
+        }
+        (None, true, Some((_, flag))) => {
+            return Err(ConfigError::Missing {
+                setting: "--issuer".to_owned(),
+                reason: format!(
+                    "{flag} needs the issuer whose tokens it checks: set --issuer, --jwks-url or \
+                     both"
+                ),
+            });
+        }
+        (None, false, Some(_)) => Mode::ForwardAuth { issuers },
+        (None, true, None) => {
             let audience = match audiences {
                 Some((list, origin)) => match list.into_iter().next() {
                     Some(first) => {
@@ -494,11 +430,21 @@ pub fn resolve(args: &Args, file: Option<(&Path, &FileConfig)>) -> Result<Config
             };
             Mode::Demo { audience }
         }
-        (Some((url, origin)), false) => Mode::Proxy {
-            upstream: Upstream::parse(&url, &origin)?,
-            issuers,
-        },
-        (Some(_), true) => {
+        (Some((url, origin)), false, None) => {
+            let mut upstream = Upstream::parse(&url, &origin)?;
+            if let Some((path, ca_origin)) = pick!(upstream_ca) {
+                if upstream.scheme != http::uri::Scheme::HTTPS {
+                    return Err(invalid(
+                        &ca_origin,
+                        &path.display().to_string(),
+                        "a CA file is only used with an https upstream",
+                    ));
+                }
+                upstream.ca_file = Some(path);
+            }
+            Mode::Proxy { upstream, issuers }
+        }
+        (Some(_), true, None) => {
             return Err(ConfigError::Missing {
                 setting: "--issuer".to_owned(),
                 reason: "an upstream is set but no issuer: set --issuer (discovery), --jwks-url, \
@@ -508,11 +454,12 @@ pub fn resolve(args: &Args, file: Option<(&Path, &FileConfig)>) -> Result<Config
                     .to_owned(),
             });
         }
-        (None, false) => {
+        (None, false, None) => {
             return Err(ConfigError::Missing {
                 setting: "--upstream".to_owned(),
                 reason: "an issuer is set but no upstream to forward to: set --upstream \
-                         (GATEWAY_UPSTREAM, `upstream` in the config file)"
+                         (GATEWAY_UPSTREAM, `upstream` in the config file), or --forward-auth \
+                         to answer another proxy's authorization checks"
                     .to_owned(),
             });
         }
@@ -522,6 +469,7 @@ pub fn resolve(args: &Args, file: Option<(&Path, &FileConfig)>) -> Result<Config
     let mut routes = RouteRules {
         public_paths,
         scope_rules,
+        allow_path_params: flag!(allow_path_params),
     };
     let mut claim_headers = match claim_pairs {
         None => Vec::new(),
@@ -570,6 +518,7 @@ pub fn resolve(args: &Args, file: Option<(&Path, &FileConfig)>) -> Result<Config
     Ok(Config {
         listen,
         listen_origin,
+        admin_listen,
         mode,
         upstream_timeout,
         auth,

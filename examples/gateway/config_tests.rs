@@ -55,6 +55,7 @@ fn issuer_alone_uses_discovery_and_with_jwks_url_checks_iss() {
         &[
             "--upstream=http://u:1",
             "--jwks-url=http://127.0.0.1:1/jwks.json",
+            "--allow-any-issuer",
             "--audience=a,b",
             "--audience",
             "c",
@@ -209,7 +210,7 @@ fn bad_urls_name_their_setting() {
     assert_eq!(err.setting(), "--jwks-url", "{err}");
     let err = resolve_with(
         &[],
-        Some("upstream = \"nope\"\njwks_url = \"https://a/j\"\naudiences=[\"x\"]"),
+        Some("upstream = \"nope\"\nissuer = \"https://a/\"\njwks_url = \"https://a/j\"\naudiences=[\"x\"]"),
     )
     .unwrap_err();
     assert_eq!(err.setting(), "`upstream` in gateway.toml", "{err}");
@@ -387,4 +388,125 @@ fn env_child() {
     assert_eq!(args(&[]).origin("listen"), "GATEWAY_LISTEN");
     assert_eq!(args(&["--listen=127.0.0.1:1"]).origin("listen"), "--listen");
     println!("env child checked");
+}
+
+#[test]
+fn a_jwks_url_without_an_issuer_needs_the_opt_in() {
+    let alone = [
+        "--upstream=http://u:1",
+        "--jwks-url=https://a/j",
+        "--audience=x",
+    ];
+    let err = resolve_with(&alone, None).unwrap_err();
+    assert_eq!(err.setting(), "--issuer", "{err}");
+    assert!(err.to_string().contains("--allow-any-issuer"), "{err}");
+    let mut allowed = alone.to_vec();
+    allowed.push("--allow-any-issuer");
+    assert!(resolve_with(&allowed, None).is_ok());
+    // The same for a file's [[issuers]] entry.
+    let err = resolve_with(
+        &["--upstream=http://u:1"],
+        Some("[[issuers]]\njwks_url = \"https://a/j\"\naudiences = [\"x\"]"),
+    )
+    .unwrap_err();
+    assert_eq!(
+        err.setting(),
+        "`issuers[0].issuer` in gateway.toml",
+        "{err}"
+    );
+    assert!(
+        resolve_with(
+            &["--upstream=http://u:1"],
+            Some("allow_any_issuer = true\n[[issuers]]\njwks_url = \"https://a/j\"\naudiences = [\"x\"]"),
+        )
+        .is_ok()
+    );
+}
+
+#[test]
+fn forward_auth_mode_needs_an_issuer_and_no_upstream() {
+    let config = resolve_with(
+        &["--forward-auth", "--issuer=https://a/", "--audience=x"],
+        None,
+    )
+    .unwrap();
+    assert!(matches!(config.mode, Mode::ForwardAuth { ref issuers } if issuers.len() == 1));
+    let err = resolve_with(
+        &[
+            "--forward-auth",
+            "--upstream=http://u:1",
+            "--issuer=https://a/",
+            "--audience=x",
+        ],
+        None,
+    )
+    .unwrap_err();
+    assert_eq!(err.setting(), "--upstream", "{err}");
+    let err = resolve_with(&["--forward-auth"], None).unwrap_err();
+    assert_eq!(err.setting(), "--issuer", "{err}");
+    let config = resolve_with(
+        &[],
+        Some("forward_auth = true\nissuer = \"https://a/\"\naudiences = [\"x\"]"),
+    )
+    .unwrap();
+    assert!(matches!(config.mode, Mode::ForwardAuth { .. }));
+}
+
+#[test]
+fn new_settings_come_from_flags_and_file() {
+    let mut list = REAL.to_vec();
+    list[1] = "https://127.0.0.1:9443/api";
+    list.extend([
+        "--upstream-ca=/etc/ca.pem",
+        "--admin-listen=127.0.0.1:9100",
+        "--allow-path-params",
+        "--token-from-websocket-protocol",
+    ]);
+    let config = resolve_with(&list, None).unwrap();
+    let Mode::Proxy { upstream, .. } = &config.mode else {
+        panic!("not proxy mode")
+    };
+    assert_eq!(upstream.ca_file.as_deref(), Some(Path::new("/etc/ca.pem")));
+    assert_eq!(config.admin_listen, Some("127.0.0.1:9100".parse().unwrap()));
+    assert!(config.routes.allow_path_params);
+    assert!(config.auth.token_from_websocket_protocol);
+    let config = resolve_with(
+        REAL,
+        Some("admin_listen = \"127.0.0.1:9101\"\nallow_path_params = true\ntoken_from_websocket_protocol = true"),
+    )
+    .unwrap();
+    assert_eq!(config.admin_listen, Some("127.0.0.1:9101".parse().unwrap()));
+    assert!(config.routes.allow_path_params && config.auth.token_from_websocket_protocol);
+    // A CA file only with an https upstream; a bad admin address names its setting.
+    let mut plain = REAL.to_vec();
+    plain.push("--upstream-ca=/etc/ca.pem");
+    assert_eq!(
+        resolve_with(&plain, None).unwrap_err().setting(),
+        "--upstream-ca"
+    );
+    let mut bad = REAL.to_vec();
+    bad.push("--admin-listen=nope");
+    assert_eq!(
+        resolve_with(&bad, None).unwrap_err().setting(),
+        "--admin-listen"
+    );
+}
+
+#[test]
+fn a_claim_header_cannot_be_a_managed_header_in_any_spelling() {
+    for header in [
+        "x_forwarded_for",
+        "x-real-ip",
+        "forwarded",
+        "x_original_url",
+    ] {
+        let mut list = REAL.to_vec();
+        let flag = format!("--claim-header=email={header}");
+        list.push(&flag);
+        let err = resolve_with(&list, None).unwrap_err();
+        assert!(
+            err.to_string().contains("managed by the gateway"),
+            "{header}: {err}"
+        );
+    }
 }

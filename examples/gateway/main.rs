@@ -3,6 +3,7 @@
 //! ```sh
 //! cargo run --release --example gateway            # demo mode: prints a token and curl commands
 //! cargo run --release --example gateway -- --help  # every setting
+//! cargo run --release --example gateway -- inspect TOKEN --issuer URL  # decode and verify
 //! ```
 //!
 //! See the README's "Gateway" section for the config file.
@@ -10,20 +11,29 @@
 mod app;
 mod config;
 mod demo;
+mod forward_auth;
+mod headers;
+mod health;
+mod inspect;
 mod metrics;
 mod proxy;
 mod routes;
 #[cfg(test)]
 mod tests;
+mod upgrade;
+mod upstream;
 
 use std::process::ExitCode;
 
 use tracing_subscriber::EnvFilter;
 
-use crate::config::{Args, LogFormat};
+use crate::config::{Args, Command, LogFormat};
 
 fn main() -> ExitCode {
-    let args = Args::parse();
+    let mut args = Args::parse();
+    if let Some(Command::Inspect(inspect)) = args.cli.command.take() {
+        return inspect::main(inspect);
+    }
     let config = match config::load(&args) {
         Ok(config) => config,
         Err(err) => {

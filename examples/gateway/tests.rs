@@ -474,3 +474,15 @@ async fn upstream_timeout_is_504() {
 
 #[path = "tests_operations.rs"]
 mod operations;
+
+#[path = "tests_security.rs"]
+mod security;
+
+#[path = "tests_forward_auth.rs"]
+mod forward_auth;
+
+#[path = "tests_upstreams.rs"]
+mod upstreams;
+
+#[path = "tests_inspect.rs"]
+mod inspect;

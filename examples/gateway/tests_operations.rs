@@ -9,10 +9,7 @@ async fn health_and_metrics() {
     let addr = gateway.local_addr();
     let health = get_path(addr, "/healthz", None).await;
     assert_eq!(health.status, StatusCode::OK);
-    let health = health.json();
-    assert_eq!(health["status"], "ok");
-    assert_eq!(health["issuers"][0]["issuer"], ISS);
-    assert_eq!(health["issuers"][0]["keys"], 1);
+    assert_eq!(health.text(), "ok\n");
 
     let token = env.token(json!({}));
     get_path(addr, "/a", Some(&token)).await;
@@ -72,7 +69,7 @@ async fn healthz_answers_from_the_start_and_is_503_until_keys_load() {
 
     let health = get_path(addr, "/healthz", None).await;
     assert_eq!(health.status, StatusCode::SERVICE_UNAVAILABLE);
-    assert_eq!(health.json()["status"], "starting");
+    assert_eq!(health.text(), "unavailable\n");
     let answer = get_path(addr, "/x", Some(&env.token(json!({})))).await;
     assert_eq!(answer.status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(answer.headers[header::RETRY_AFTER], "1");
@@ -100,16 +97,20 @@ async fn unusable_keys_make_healthz_503() {
         get(|| async { StatusCode::INTERNAL_SERVER_ERROR }),
     ))
     .await;
-    let mut args = env.args(&["--start-without-keys"]);
+    let mut args = env.args(&["--start-without-keys", "--admin-listen=127.0.0.1:0"]);
     args[6] = format!("http://{failing}/jwks.json");
     let gateway = start_gateway(args).await;
     let addr = gateway.local_addr();
+    let admin = gateway.admin_addr().unwrap();
     let health = get_path(addr, "/healthz", None).await;
     assert_eq!(health.status, StatusCode::SERVICE_UNAVAILABLE);
-    assert_eq!(health.json()["issuers"][0]["usable"], false);
+    assert_eq!(health.text(), "unavailable\n");
+    let details = get_path(admin, "/healthz", None).await;
+    assert_eq!(details.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(details.json()["issuers"][0]["usable"], false);
     let answer = get_path(addr, "/x", Some(&env.token(json!({})))).await;
     assert_eq!(answer.status, StatusCode::SERVICE_UNAVAILABLE);
-    let metrics = get_path(addr, "/metrics", None).await.text();
+    let metrics = get_path(admin, "/metrics", None).await.text();
     assert!(
         metrics
             .contains("gateway_requests_total{outcome=\"rejected\",cause=\"keys_unavailable\"} 1"),
@@ -268,5 +269,48 @@ async fn only_healthz_and_metrics_themselves_are_reserved() {
     .await;
     assert_eq!(answer.status, StatusCode::OK);
     assert_eq!(answer.json()["path"], "/base/healthz/deep");
+    gateway.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn public_healthz_tells_no_details_and_the_admin_listener_does() {
+    let env = env().await;
+    // Without an admin listener: `/metrics` on the main listener, no details anywhere.
+    let gateway = env.gateway(&[]).await;
+    let addr = gateway.local_addr();
+    let health = get_path(addr, "/healthz", None).await;
+    assert_eq!(
+        (health.status, health.text().as_str()),
+        (StatusCode::OK, "ok\n")
+    );
+    assert!(!health.text().contains(&env.jwks_url));
+    assert_eq!(
+        get_path(addr, "/metrics", None).await.status,
+        StatusCode::OK
+    );
+    assert!(gateway.admin_addr().is_none());
+    gateway.shutdown().await.unwrap();
+
+    // With one: the details and `/metrics` there; `/metrics` on the main listener is a path like
+    // any other (here: no token, 401).
+    let gateway = env.gateway(&["--admin-listen=127.0.0.1:0"]).await;
+    let (addr, admin) = (gateway.local_addr(), gateway.admin_addr().unwrap());
+    let health = get_path(addr, "/healthz", None).await;
+    assert_eq!(
+        (health.status, health.text().as_str()),
+        (StatusCode::OK, "ok\n")
+    );
+    let details = get_path(admin, "/healthz", None).await.json();
+    assert_eq!(details["status"], "ok");
+    assert_eq!(details["issuers"][0]["issuer"], ISS);
+    assert_eq!(details["issuers"][0]["jwks_url"], env.jwks_url);
+    assert_eq!(details["issuers"][0]["keys"], 1);
+    let metrics = get_path(admin, "/metrics", None).await;
+    assert_eq!(metrics.status, StatusCode::OK);
+    assert!(metrics.text().contains("gateway_jwks_keys"));
+    assert_eq!(
+        get_path(addr, "/metrics", None).await.status,
+        StatusCode::UNAUTHORIZED
+    );
     gateway.shutdown().await.unwrap();
 }

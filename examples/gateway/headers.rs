@@ -1,0 +1,316 @@
+//! The headers the gateway manages: hop-by-hop headers, the forwarding headers it writes
+//! (`X-Forwarded-*`, `Forwarded`, `X-Real-IP`), and the claims it passes on (`x-auth-*`). None of
+//! them can come from the client, in any spelling: a CGI, WSGI or PHP upstream reads
+//! `x_auth_sub` as `X-Auth-Sub`, so a name with `_` read as `-` counts as the managed one.
+
+use std::net::IpAddr;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use tower_jwt_auth::VerifiedToken;
+
+use crate::config::{Forwarding, ISS_HEADER, SCOPE_HEADER, SUB_HEADER};
+
+pub static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+pub static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+pub static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+pub static X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
+
+/// The hop-by-hop headers of RFC 9110 §7.6.1 (and the legacy ones proxies also drop).
+const HOP_BY_HOP: &[&str] = &[
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+];
+
+/// Forwarding headers the gateway writes itself, or drops because only a proxy may set them
+/// (an upstream would trust them to rebuild the URL, the client address or the path).
+const FORWARDING: &[&str] = &[
+    "forwarded",
+    "x-forwarded-for",
+    "x-forwarded-proto",
+    "x-forwarded-host",
+    "x-forwarded-port",
+    "x-forwarded-prefix",
+    "x-forwarded-method",
+    "x-forwarded-uri",
+    "x-real-ip",
+    "x-original-url",
+    "x-original-uri",
+    "x-original-method",
+    "x-rewrite-url",
+];
+
+pub fn is_hop_by_hop(name: &HeaderName) -> bool {
+    HOP_BY_HOP.contains(&name.as_str())
+}
+
+/// Whether the gateway writes or drops `name` itself.
+pub fn is_forwarding(name: &str) -> bool {
+    FORWARDING.contains(&name)
+}
+
+/// Removes the hop-by-hop headers, including those the `Connection` header names.
+pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
+    let named: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .filter_map(|name| HeaderName::try_from(name.trim()).ok())
+        .collect();
+    for name in named {
+        headers.remove(name);
+    }
+    for name in HOP_BY_HOP {
+        headers.remove(*name);
+    }
+}
+
+/// Which claims go to the upstream, in which headers.
+#[derive(Debug, Clone)]
+pub struct ClaimHeaders {
+    /// Claim → header: `sub`, `iss`, then the configured ones.
+    claims: Vec<(String, HeaderName)>,
+    scope: HeaderName,
+    payload: Option<HeaderName>,
+}
+
+impl ClaimHeaders {
+    pub fn new(forwarding: &Forwarding) -> Self {
+        let mut claims = vec![
+            ("sub".to_owned(), HeaderName::from_static(SUB_HEADER)),
+            ("iss".to_owned(), HeaderName::from_static(ISS_HEADER)),
+        ];
+        claims.extend(forwarding.claim_headers.iter().cloned());
+        Self {
+            claims,
+            scope: HeaderName::from_static(SCOPE_HEADER),
+            payload: forwarding.claims_header.clone(),
+        }
+    }
+
+    /// Every header name the gateway sets from claims.
+    fn names(&self) -> impl Iterator<Item = &HeaderName> {
+        self.claims
+            .iter()
+            .map(|(_, header)| header)
+            .chain(std::iter::once(&self.scope))
+            .chain(self.payload.iter())
+    }
+
+    fn is_claim_header(&self, name: &str) -> bool {
+        self.names().any(|managed| managed.as_str() == name)
+    }
+
+    /// Removes from a client's request every header the gateway sets from claims, and every
+    /// spelling of a managed header with `_` for `-` (`x_auth_sub`, `x_forwarded_for`). The
+    /// forwarding headers themselves are left to [`set_forwarding`].
+    pub fn remove_spoofed(&self, headers: &mut HeaderMap) {
+        let spoofed: Vec<HeaderName> = headers
+            .keys()
+            .filter(|name| {
+                let name = name.as_str();
+                let dashed = name.replace('_', "-");
+                self.is_claim_header(&dashed) || (dashed != name && is_forwarding(&dashed))
+            })
+            .cloned()
+            .collect();
+        for name in spoofed {
+            headers.remove(name);
+        }
+    }
+
+    /// Adds the headers for a verified token: its claims (a claim that is absent, or whose value
+    /// can't be a header value, is left out), its scopes as the crate read them, and the whole
+    /// payload if configured.
+    pub fn insert(&self, headers: &mut HeaderMap, token: &VerifiedToken) {
+        let claims: serde_json::Value =
+            serde_json::from_str(token.payload_json()).unwrap_or_default();
+        for (claim, header) in &self.claims {
+            let text = match claims.get(claim) {
+                None | Some(serde_json::Value::Null) => continue,
+                Some(serde_json::Value::String(text)) => text.clone(),
+                Some(other) => other.to_string(),
+            };
+            match HeaderValue::from_bytes(text.as_bytes()) {
+                Ok(value) => {
+                    headers.insert(header.clone(), value);
+                }
+                Err(_) => {
+                    tracing::debug!(claim, header = %header, "claim not forwarded: not a valid header value")
+                }
+            }
+        }
+        let scopes: Vec<&str> = token.scopes().collect();
+        if !scopes.is_empty()
+            && let Ok(value) = HeaderValue::from_str(&scopes.join(" "))
+        {
+            headers.insert(self.scope.clone(), value);
+        }
+        if let Some(header) = &self.payload
+            && let Ok(value) = HeaderValue::try_from(URL_SAFE_NO_PAD.encode(token.payload_json()))
+        {
+            headers.insert(header.clone(), value);
+        }
+    }
+}
+
+/// The forwarding headers of a proxied request: `X-Forwarded-For` gets the client's address
+/// appended; `X-Forwarded-Proto`, `X-Forwarded-Host`, `X-Real-IP` and `Forwarded` (RFC 7239, one
+/// element for this hop) are written by the gateway; the other forwarding headers a client sent
+/// (`X-Forwarded-Port`, `-Prefix`, `X-Original-URL`, `X-Rewrite-URL` …) are removed.
+pub fn set_forwarding(
+    headers: &mut HeaderMap,
+    client_ip: Option<IpAddr>,
+    host: Option<HeaderValue>,
+) {
+    let chain = client_ip.map(|ip| {
+        let mut chain: Vec<String> = headers
+            .get_all(&X_FORWARDED_FOR)
+            .iter()
+            .filter_map(|value| value.to_str().ok())
+            .map(|value| value.trim().to_owned())
+            .filter(|value| !value.is_empty())
+            .collect();
+        chain.push(ip.to_string());
+        chain.join(", ")
+    });
+    for name in FORWARDING {
+        headers.remove(*name);
+    }
+    if let Some(value) = chain.and_then(|chain| HeaderValue::from_str(&chain).ok()) {
+        headers.insert(X_FORWARDED_FOR.clone(), value);
+    }
+    if let Some(value) = client_ip.and_then(|ip| HeaderValue::from_str(&ip.to_string()).ok()) {
+        headers.insert(X_REAL_IP.clone(), value);
+    }
+    headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static("http"));
+    if let Some(host) = &host {
+        headers.insert(X_FORWARDED_HOST.clone(), host.clone());
+    }
+    if let Ok(value) = HeaderValue::from_str(&forwarded_element(client_ip, host.as_ref())) {
+        headers.insert(header::FORWARDED, value);
+    }
+}
+
+/// One RFC 7239 element: `for=…;host="…";proto=http`.
+fn forwarded_element(client_ip: Option<IpAddr>, host: Option<&HeaderValue>) -> String {
+    let mut pairs = Vec::with_capacity(3);
+    match client_ip {
+        Some(IpAddr::V4(ip)) => pairs.push(format!("for={ip}")),
+        Some(IpAddr::V6(ip)) => pairs.push(format!("for=\"[{ip}]\"")),
+        None => pairs.push("for=unknown".to_owned()),
+    }
+    if let Some(host) = host.and_then(|host| host.to_str().ok())
+        && !host.contains(['"', '\\'])
+    {
+        pairs.push(format!("host=\"{host}\""));
+    }
+    pairs.push("proto=http".to_owned());
+    pairs.join(";")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hop_by_hop_headers_and_those_named_by_connection_are_removed() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            "connection",
+            HeaderValue::from_static("keep-alive, X-Secret"),
+        );
+        headers.insert("keep-alive", HeaderValue::from_static("timeout=5"));
+        headers.insert("x-secret", HeaderValue::from_static("1"));
+        headers.insert("te", HeaderValue::from_static("trailers"));
+        headers.insert("upgrade", HeaderValue::from_static("websocket"));
+        headers.insert("x-kept", HeaderValue::from_static("1"));
+        remove_hop_by_hop(&mut headers);
+        assert_eq!(headers.len(), 1, "{headers:?}");
+        assert!(headers.contains_key("x-kept"));
+    }
+
+    fn claim_headers() -> ClaimHeaders {
+        ClaimHeaders::new(&Forwarding {
+            claim_headers: vec![
+                ("email".into(), HeaderName::from_static("x-auth-email")),
+                ("roles".into(), HeaderName::from_static("x-auth-roles")),
+            ],
+            claims_header: Some(HeaderName::from_static("x-auth-claims")),
+            forward_authorization: false,
+        })
+    }
+
+    #[test]
+    fn spoofed_claim_headers_go_in_every_spelling() {
+        let mut headers = HeaderMap::new();
+        for name in [
+            "x-auth-sub",
+            "x_auth_sub",
+            "x-auth_iss",
+            "x-auth-email",
+            "x_auth_scope",
+            "x-auth-claims",
+            "x_forwarded_for",
+            "x_real_ip",
+            "x-forwarded_host",
+        ] {
+            headers.insert(name, HeaderValue::from_static("spoofed"));
+        }
+        headers.insert("x_custom", HeaderValue::from_static("kept"));
+        claim_headers().remove_spoofed(&mut headers);
+        assert_eq!(headers.len(), 1, "{headers:?}");
+        assert!(headers.contains_key("x_custom"));
+    }
+
+    #[test]
+    fn forwarding_headers_are_written_by_the_gateway() {
+        let mut headers = HeaderMap::new();
+        headers.insert(&X_FORWARDED_FOR, HeaderValue::from_static("10.0.0.1"));
+        headers.insert(&X_FORWARDED_PROTO, HeaderValue::from_static("https"));
+        headers.insert(&X_FORWARDED_HOST, HeaderValue::from_static("evil"));
+        for name in [
+            "forwarded",
+            "x-real-ip",
+            "x-forwarded-port",
+            "x-forwarded-prefix",
+            "x-original-url",
+            "x-rewrite-url",
+        ] {
+            headers.insert(name, HeaderValue::from_static("spoofed"));
+        }
+        set_forwarding(
+            &mut headers,
+            Some("127.0.0.1".parse().unwrap()),
+            Some(HeaderValue::from_static("gw.example:8080")),
+        );
+        assert_eq!(headers[&X_FORWARDED_FOR], "10.0.0.1, 127.0.0.1");
+        assert_eq!(headers[&X_FORWARDED_PROTO], "http");
+        assert_eq!(headers[&X_FORWARDED_HOST], "gw.example:8080");
+        assert_eq!(headers[&X_REAL_IP], "127.0.0.1");
+        assert_eq!(
+            headers[header::FORWARDED],
+            "for=127.0.0.1;host=\"gw.example:8080\";proto=http"
+        );
+        for gone in [
+            "x-forwarded-port",
+            "x-forwarded-prefix",
+            "x-original-url",
+            "x-rewrite-url",
+        ] {
+            assert!(!headers.contains_key(gone), "{gone}");
+        }
+        let mut headers = HeaderMap::new();
+        set_forwarding(&mut headers, Some("::1".parse().unwrap()), None);
+        assert_eq!(headers[header::FORWARDED], "for=\"[::1]\";proto=http");
+    }
+}
