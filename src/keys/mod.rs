@@ -7,6 +7,7 @@ mod policy;
 mod prepared;
 mod refresh;
 mod remote;
+mod shared;
 mod source;
 #[cfg(test)]
 mod vectors;
@@ -27,6 +28,7 @@ pub use refresh::{FetchCounts, KeySetStatus};
 pub(crate) use refresh::{RemoteKeys, RemoteSetup, RemoteSource};
 pub use remote::FetchError;
 pub(crate) use remote::{HttpPolicy, checked_url, default_client};
+pub use shared::{SharedKeys, SharedKeysBuilder};
 pub use source::KeySource;
 pub(crate) use source::SourceKind;
 
