@@ -48,11 +48,6 @@ fn eager() -> RefreshPolicy {
     RefreshPolicy::default().unknown_kid_cooldown(Duration::ZERO)
 }
 
-#[track_caller]
-fn assert_ok(reply: &Reply) {
-    assert_eq!(reply.status, StatusCode::OK, "{}", reply.www_authenticate());
-}
-
 #[tokio::test]
 async fn keys_are_fetched_once_when_the_layer_is_built() {
     let key = TestKey::rs256("a");
