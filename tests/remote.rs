@@ -216,6 +216,73 @@ async fn redirects_to_another_host_are_not_followed() {
 }
 
 #[tokio::test]
+async fn redirects_to_another_port_of_the_same_host_are_not_followed() {
+    let key = TestKey::rs256("a");
+    let server = IssuerServer::start(vec![key.public_jwk.clone()]).await;
+    // Another service on the same host: same scheme and address, another port.
+    let elsewhere = IssuerServer::start(vec![key.public_jwk.clone()]).await;
+    server.set_mode(Mode::Redirect(elsewhere.jwks_url()));
+    let error = builder_for(&server, RefreshPolicy::default())
+        .build()
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            error,
+            ConfigError::KeyFetch {
+                error: FetchError::Status(302),
+                ..
+            }
+        ),
+        "{error}"
+    );
+    assert_eq!(elsewhere.jwks_hits(), 0, "the redirect was followed");
+}
+
+#[tokio::test]
+async fn a_user_supplied_client_may_not_bring_an_answer_from_another_port() {
+    let key = TestKey::rs256("a");
+    let server = IssuerServer::start(vec![key.public_jwk.clone()]).await;
+    let elsewhere = IssuerServer::start(vec![key.public_jwk.clone()]).await;
+    server.set_mode(Mode::Redirect(elsewhere.jwks_url()));
+    // reqwest's default policy follows up to ten redirects anywhere.
+    let error = builder_for(&server, RefreshPolicy::default())
+        .http_client(tower_jwt_auth::reqwest::Client::new())
+        .build()
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            error,
+            ConfigError::KeyFetch {
+                error: FetchError::CrossHostRedirect,
+                ..
+            }
+        ),
+        "{error}"
+    );
+    assert_eq!(elsewhere.jwks_hits(), 1, "the client followed the redirect");
+}
+
+#[tokio::test]
+async fn same_origin_redirects_are_followed() {
+    let key = TestKey::rs256("a");
+    let server = IssuerServer::start(vec![key.public_jwk.clone()]).await;
+    server.set_mode(Mode::Redirect(server.keys_url()));
+    let built_in = layer_for(&server, RefreshPolicy::default()).await;
+    let user_supplied = builder_for(&server, RefreshPolicy::default())
+        .http_client(tower_jwt_auth::reqwest::Client::new())
+        .build()
+        .await
+        .unwrap();
+    for layer in [built_in, user_supplied] {
+        assert_eq!(layer.key_sets()[0].key_count, 1);
+        assert_ok(&get_with_token(&app(&layer), "/me", &key.sign(&claims_for(&server))).await);
+    }
+    assert_eq!(server.jwks_hits(), 2);
+}
+
+#[tokio::test]
 async fn a_user_supplied_client_is_used() {
     let key = TestKey::rs256("a");
     let server = IssuerServer::start(vec![key.public_jwk.clone()]).await;
