@@ -190,6 +190,41 @@ async fn plain_http_is_refused_except_to_loopback_or_with_the_opt_in() {
 }
 
 #[tokio::test]
+async fn discovery_refuses_a_plain_http_jwks_uri_off_loopback_without_the_opt_in() {
+    let key = TestKey::rs256("a");
+    let server = IssuerServer::start(vec![key.public_jwk.clone()]).await;
+    server.set_metadata_jwks_uri("http://keys.example/jwks");
+    let error = JwtAuthLayer::<Value>::builder()
+        .issuer(Issuer::discover(server.issuer()))
+        .build()
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            &error,
+            ConfigError::KeyFetch {
+                error: FetchError::UrlNotAllowed(url),
+                ..
+            } if url.contains("http://keys.example/jwks")
+        ),
+        "{error}"
+    );
+    assert_eq!(server.oidc_hits(), 1);
+
+    // A plain-http jwks_uri on loopback, named by a plain-http loopback issuer, is fine.
+    server.set_metadata_jwks_uri(&server.keys_url());
+    let layer = JwtAuthLayer::<Value>::builder()
+        .issuer(Issuer::discover(server.issuer()))
+        .build()
+        .await
+        .unwrap();
+    assert_eq!(
+        layer.key_sets()[0].jwks_url.as_deref(),
+        Some(&*server.keys_url())
+    );
+}
+
+#[tokio::test]
 async fn redirects_to_another_host_are_not_followed() {
     let key = TestKey::rs256("a");
     let server = IssuerServer::start(vec![key.public_jwk.clone()]).await;
