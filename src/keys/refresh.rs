@@ -126,6 +126,9 @@ pub(crate) struct RemoteKeys {
     state: Mutex<State>,
     generation: watch::Sender<u64>,
     task: Mutex<Option<AbortHandle>>,
+    /// Makes the next fetch panic, to test that a panicking fetch leaves nothing stuck.
+    #[cfg(test)]
+    panic_in_next_fetch: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for RemoteKeys {
@@ -196,6 +199,8 @@ impl RemoteKeys {
             }),
             generation,
             task: Mutex::new(None),
+            #[cfg(test)]
+            panic_in_next_fetch: std::sync::atomic::AtomicBool::new(false),
         });
         if wait_for_keys {
             // The state's lock is released before the fetch (a `let`, not an `if let`, ends
@@ -369,6 +374,13 @@ impl RemoteKeys {
     /// refresh interval is returned.
     /// Returns the interval and whether the server answered `304 Not Modified`.
     async fn fetch_once(&self) -> Result<(Duration, bool), FetchError> {
+        #[cfg(test)]
+        assert!(
+            !self
+                .panic_in_next_fetch
+                .swap(false, std::sync::atomic::Ordering::SeqCst),
+            "a fetch panicked (injected by a test)"
+        );
         let (url, etag) = {
             let state = lock(&self.state);
             (state.jwks_url.clone(), state.etag.clone())
@@ -717,6 +729,33 @@ mod tests {
         assert_eq!(issuer.hits(), 3);
         assert_eq!(remote.status().fetches.ok, 2);
         assert!(current.load().is_usable());
+    }
+
+    #[tokio::test]
+    async fn a_panicking_fetch_neither_stays_in_flight_nor_ends_the_refresh_schedule() {
+        let issuer = Issuer::start().await;
+        // A refresh every few milliseconds, whatever max-age says.
+        let policy = RefreshPolicy::default()
+            .min_interval(Duration::from_millis(5))
+            .max_interval(Duration::from_millis(20));
+        let (remote, _) = issuer.keys(policy).await;
+        remote.panic_in_next_fetch.store(true, Ordering::SeqCst);
+        eventually("the panicking refresh", || {
+            remote.status().fetches.failed == 1
+        })
+        .await;
+        assert!(!lock(&remote.state).fetching);
+        assert_eq!(
+            remote.status().last_error.as_deref(),
+            Some("the fetch was cancelled or panicked")
+        );
+        // The schedule goes on: the next refreshes succeed.
+        let ok = remote.status().fetches.ok;
+        eventually("a refresh after the panic", || {
+            remote.status().fetches.ok > ok
+        })
+        .await;
+        assert!(remote.status().usable);
     }
 
     #[tokio::test]
