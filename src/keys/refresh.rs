@@ -15,7 +15,7 @@ use tokio::time::Instant;
 use super::KeySet;
 use super::discovery::discover_jwks_url;
 use super::jwk::{JwkOrigin, SkippedKey, parse_jwks};
-use super::policy::RefreshPolicy;
+use super::policy::{RefreshPolicy, scaled};
 use super::prepared::PreparedKey;
 use super::remote::{FetchError, Fetched, HttpPolicy, fetch};
 use crate::algorithm::AlgorithmSet;
@@ -24,6 +24,23 @@ use crate::telemetry;
 /// At most this many unknown `kid`s are remembered between refreshes; past that, the cooldown
 /// alone limits refetches.
 const MAX_UNKNOWN_KIDS: usize = 1024;
+/// The farthest deadline ever set: "never" for a refresh or an expiry, as far as any process
+/// lives, and far from the end of `Instant`'s range.
+const FAR_FUTURE: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+
+/// `now + after`, saturating at [`FAR_FUTURE`]: `Instant + Duration` panics on overflow, and
+/// `Duration::MAX` is a fair way to say "never" in a [`RefreshPolicy`] or a `max-age`.
+fn saturating_deadline(now: Instant, after: Duration) -> Instant {
+    let mut after = after.min(FAR_FUTURE);
+    loop {
+        // Only an `Instant` near the end of its own range gets here more than once.
+        if let Some(deadline) = now.checked_add(after) {
+            return deadline;
+        }
+        after /= 2;
+    }
+}
+
 /// Where a remote key set comes from.
 #[derive(Debug, Clone)]
 pub(crate) enum RemoteSource {
@@ -109,6 +126,9 @@ pub(crate) struct RemoteKeys {
     state: Mutex<State>,
     generation: watch::Sender<u64>,
     task: Mutex<Option<AbortHandle>>,
+    /// Makes the next fetch panic, to test that a panicking fetch leaves nothing stuck.
+    #[cfg(test)]
+    panic_in_next_fetch: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for RemoteKeys {
@@ -167,7 +187,7 @@ impl RemoteKeys {
             state: Mutex::new(State {
                 jwks_url,
                 etag: None,
-                fetching: wait_for_keys,
+                fetching: false,
                 last_on_demand: None,
                 unknown_kids: HashSet::new(),
                 failures: 0,
@@ -179,9 +199,16 @@ impl RemoteKeys {
             }),
             generation,
             task: Mutex::new(None),
+            #[cfg(test)]
+            panic_in_next_fetch: std::sync::atomic::AtomicBool::new(false),
         });
         if wait_for_keys {
-            remote.fetch_and_apply().await?;
+            // The state's lock is released before the fetch (a `let`, not an `if let`, ends
+            // the guard's life at the semicolon).
+            let turn = remote.take_turn(&mut lock(&remote.state));
+            if let Some(turn) = turn {
+                remote.fetch_and_apply(turn).await?;
+            }
         }
         // Without waiting, the refresh task makes the first fetch at once.
         let task = tokio::spawn(refresh_loop(Arc::downgrade(&remote)));
@@ -201,19 +228,18 @@ impl RemoteKeys {
     /// cooldown allows) and waits, at most `unknown_kid_wait`, for it to finish.
     pub(crate) async fn refetch_for_unknown_kid(self: &Arc<Self>) {
         let mut done = self.generation.subscribe();
-        let start = {
+        let turn = {
             let mut state = lock(&self.state);
             if state.fetching {
-                false
+                None
             } else if cooldown_passed(&state, &self.policy) {
                 state.last_on_demand = Some(Instant::now());
-                state.fetching = true;
-                true
+                self.take_turn(&mut state)
             } else {
                 return;
             }
         };
-        if start {
+        if let Some(turn) = turn {
             tracing::debug!(
                 issuer = self.issuer_label(),
                 "refetching keys for an unknown kid"
@@ -221,7 +247,7 @@ impl RemoteKeys {
             let this = Arc::clone(self);
             // Spawned, so that the fetch completes even if every waiting request goes away.
             tokio::spawn(async move {
-                let _ = this.fetch_and_apply().await;
+                let _ = this.fetch_and_apply(turn).await;
             });
         }
         let _ = tokio::time::timeout(self.policy.unknown_kid_wait, done.changed()).await;
@@ -265,22 +291,34 @@ impl RemoteKeys {
         self.issuer.as_deref().unwrap_or("-")
     }
 
+    /// The turn to run the one fetch of this set, unless a fetch is running.
+    fn take_turn(self: &Arc<Self>, state: &mut State) -> Option<FetchTurn> {
+        if state.fetching {
+            return None;
+        }
+        state.fetching = true;
+        Some(FetchTurn {
+            remote: Arc::clone(self),
+            finished: false,
+        })
+    }
+
     /// Waits for the fetch running now, or runs one.
     pub(crate) async fn fetch_now(self: &Arc<Self>) {
         let mut done = self.generation.subscribe();
-        let start = {
-            let mut state = lock(&self.state);
-            !std::mem::replace(&mut state.fetching, true)
-        };
-        if start {
-            let _ = self.fetch_and_apply().await;
-        } else {
-            let _ = done.changed().await;
+        let turn = self.take_turn(&mut lock(&self.state));
+        match turn {
+            Some(turn) => {
+                let _ = self.fetch_and_apply(turn).await;
+            }
+            None => {
+                let _ = done.changed().await;
+            }
         }
     }
 
-    /// Fetches once (the caller has set `fetching`), applies the result, and wakes the waiters.
-    async fn fetch_and_apply(&self) -> Result<(), FetchError> {
+    /// Fetches once, applies the result, and (by ending `turn`) wakes the waiters.
+    async fn fetch_and_apply(&self, mut turn: FetchTurn) -> Result<(), FetchError> {
         let result = self.fetch_once().await;
         let now = Instant::now();
         {
@@ -305,7 +343,7 @@ impl RemoteKeys {
                     state.unknown_kids.clear();
                     // Refresh a little before the set goes stale, so that a fail-closed policy
                     // does not flap on every interval.
-                    state.next_refresh = now + interval.mul_f64(0.9);
+                    state.next_refresh = saturating_deadline(now, scaled(*interval, 0.9));
                 }
                 Err(err) => {
                     state.fetches.failed += 1;
@@ -322,11 +360,13 @@ impl RemoteKeys {
                         tracing::debug!(issuer = self.issuer_label(), error = %err, failures = state.failures, "key fetch failed again");
                     }
                     state.last_error = Some(err.to_string());
-                    state.next_refresh = now + self.policy.backoff(state.failures);
+                    state.next_refresh =
+                        saturating_deadline(now, self.policy.backoff(state.failures));
                 }
             }
         }
-        self.generation.send_modify(|generation| *generation += 1);
+        turn.finished = true;
+        drop(turn);
         result.map(|_| ())
     }
 
@@ -334,6 +374,13 @@ impl RemoteKeys {
     /// refresh interval is returned.
     /// Returns the interval and whether the server answered `304 Not Modified`.
     async fn fetch_once(&self) -> Result<(Duration, bool), FetchError> {
+        #[cfg(test)]
+        assert!(
+            !self
+                .panic_in_next_fetch
+                .swap(false, std::sync::atomic::Ordering::SeqCst),
+            "a fetch panicked (injected by a test)"
+        );
         let (url, etag) = {
             let state = lock(&self.state);
             (state.jwks_url.clone(), state.etag.clone())
@@ -410,7 +457,10 @@ impl RemoteKeys {
 
     /// When a set fetched now, to be refreshed after `interval`, stops being trusted.
     fn expiry(&self, interval: Duration) -> Instant {
-        Instant::now() + interval.saturating_add(self.policy.max_staleness)
+        saturating_deadline(
+            Instant::now(),
+            interval.saturating_add(self.policy.max_staleness),
+        )
     }
 
     /// Logs skipped keys when the list changes, not on every refresh.
@@ -428,6 +478,41 @@ impl RemoteKeys {
             );
         }
         state.last_skipped = skipped.to_vec();
+    }
+}
+
+/// The right to run the one fetch of a key set (`fetching` is set while it lives). However the
+/// fetch ends, finished, cancelled (its future or task dropped) or panicking, dropping the turn
+/// clears `fetching` and wakes whoever waits for the fetch: otherwise a fetch that never finished
+/// would leave every later refetch joining it and the refresh waiting for it forever.
+struct FetchTurn {
+    remote: Arc<RemoteKeys>,
+    /// Whether the result was applied (which cleared `fetching`).
+    finished: bool,
+}
+
+impl Drop for FetchTurn {
+    fn drop(&mut self) {
+        let remote = &self.remote;
+        if !self.finished {
+            // Counted as a failed fetch: the set was not proven current, and the retry backs off.
+            let mut state = lock(&remote.state);
+            state.fetching = false;
+            state.fetches.failed += 1;
+            state.failures = state.failures.saturating_add(1);
+            state.last_error = Some("the fetch was cancelled or panicked".to_owned());
+            state.next_refresh =
+                saturating_deadline(Instant::now(), remote.policy.backoff(state.failures));
+            drop(state);
+            telemetry::jwks_fetch(remote.issuer_label(), "failed");
+            tracing::warn!(
+                issuer = remote.issuer_label(),
+                "key fetch ended without a result (cancelled or panicked)"
+            );
+        }
+        remote
+            .generation
+            .send_modify(|generation| *generation = generation.wrapping_add(1));
     }
 }
 
@@ -452,7 +537,15 @@ async fn refresh_loop(remote: Weak<RemoteKeys>) {
         if Instant::now() < lock(&remote.state).next_refresh {
             continue;
         }
-        remote.fetch_now().await;
+        // In a task of its own, so that a fetch that panics ends that fetch, not the schedule (its
+        // turn puts the state right and schedules the retry).
+        let issuer = remote.issuer_label().to_owned();
+        let fetch = tokio::spawn(async move { remote.fetch_now().await });
+        if let Err(err) = fetch.await
+            && err.is_panic()
+        {
+            tracing::error!(issuer, "key refresh panicked; retrying with backoff");
+        }
     }
 }
 
@@ -467,33 +560,208 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use http::StatusCode;
+    use http::header::CACHE_CONTROL;
+
     use super::*;
     use crate::algorithm::Algorithm;
 
     const JWKS: &str = r#"{"keys":[{"kty":"OKP","crv":"Ed25519","kid":"ed1",
         "x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}]}"#;
 
+    /// How the test issuer answers.
+    #[derive(Clone, Copy, PartialEq)]
+    enum Answer {
+        Keys,
+        Error,
+        Never,
+    }
+
+    /// A JWKS server on loopback, answering as told, with an endless `max-age`.
+    struct Issuer {
+        url: Url,
+        hits: Arc<AtomicUsize>,
+        answer: Arc<Mutex<Answer>>,
+    }
+
+    impl Issuer {
+        async fn start() -> Self {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let url = Url::parse(&format!("http://{}/jwks", listener.local_addr().unwrap()));
+            let hits = Arc::new(AtomicUsize::new(0));
+            let answer = Arc::new(Mutex::new(Answer::Keys));
+            let (counter, answering) = (Arc::clone(&hits), Arc::clone(&answer));
+            let jwks = async move || {
+                counter.fetch_add(1, Ordering::SeqCst);
+                let answer = *lock(&answering);
+                match answer {
+                    Answer::Keys => Ok(([(CACHE_CONTROL, "max-age=18446744073709551615")], JWKS)),
+                    Answer::Error => Err(StatusCode::INTERNAL_SERVER_ERROR),
+                    Answer::Never => std::future::pending().await,
+                }
+            };
+            let app = axum::Router::new().route("/jwks", axum::routing::get(jwks));
+            tokio::spawn(async move { axum::serve(listener, app).await });
+            Self {
+                url: url.unwrap(),
+                hits,
+                answer,
+            }
+        }
+
+        fn answer(&self, answer: Answer) {
+            *lock(&self.answer) = answer;
+        }
+
+        fn hits(&self) -> usize {
+            self.hits.load(Ordering::SeqCst)
+        }
+
+        async fn keys(&self, policy: RefreshPolicy) -> (Arc<RemoteKeys>, Arc<ArcSwap<KeySet>>) {
+            let setup = RemoteSetup {
+                issuer: None,
+                source: RemoteSource::JwksUrl(self.url.clone()),
+                client: super::super::default_client(&policy).unwrap(),
+                policy,
+                http_policy: HttpPolicy::LoopbackOnly,
+                allowed: Algorithm::ALL.into_iter().collect(),
+                configured: Vec::new(),
+            };
+            let current = Arc::new(ArcSwap::from_pointee(KeySet::default()));
+            let remote = RemoteKeys::start(setup, Arc::clone(&current), true)
+                .await
+                .unwrap();
+            (remote, current)
+        }
+    }
+
+    /// Waits for `condition`, failing after a generous deadline; never a fixed sleep.
+    async fn eventually(what: &str, condition: impl Fn() -> bool) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while !condition() {
+            assert!(std::time::Instant::now() < deadline, "timed out: {what}");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    #[test]
+    fn deadlines_saturate_instead_of_overflowing() {
+        let now = Instant::now();
+        assert_eq!(
+            saturating_deadline(now, Duration::from_secs(5)),
+            now + Duration::from_secs(5)
+        );
+        assert_eq!(saturating_deadline(now, Duration::MAX), now + FAR_FUTURE);
+        assert_eq!(
+            saturating_deadline(now, Duration::from_secs(u64::MAX)),
+            now + FAR_FUTURE
+        );
+    }
+
+    #[tokio::test]
+    async fn every_setting_at_duration_max_and_an_endless_max_age_do_not_panic() {
+        let issuer = Issuer::start().await;
+        let policy = RefreshPolicy::default()
+            .min_interval(Duration::MAX)
+            .max_interval(Duration::MAX)
+            .fallback_interval(Duration::MAX)
+            .unknown_kid_cooldown(Duration::MAX)
+            .unknown_kid_wait(Duration::MAX)
+            .max_staleness(Duration::MAX)
+            .max_backoff(Duration::MAX)
+            .connect_timeout(Duration::MAX)
+            .fetch_timeout(Duration::MAX);
+        let (remote, current) = issuer.keys(policy).await;
+        assert!(current.load().is_usable());
+        assert!(remote.retry_after() >= Duration::from_secs(1));
+
+        // A failed refresh backs off (the backoff has a ceiling of its own) and stale keys serve.
+        issuer.answer(Answer::Error);
+        remote.fetch_now().await;
+        let status = remote.status();
+        assert!(status.usable && status.stale, "{status:?}");
+        assert!(remote.retry_after() <= Duration::from_secs(1 << 20));
+
+        // The first on-demand refetch is allowed; waiting "forever" ends when it does.
+        issuer.answer(Answer::Keys);
+        remote.refetch_for_unknown_kid().await;
+        assert_eq!(issuer.hits(), 3);
+        let status = remote.status();
+        assert!(status.usable && !status.stale, "{status:?}");
+        assert!(
+            !remote.may_refetch(Some("other"), true),
+            "the cooldown is endless"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_fetch_dropped_mid_flight_does_not_leave_the_set_waiting_for_it() {
+        let issuer = Issuer::start().await;
+        let (remote, current) = issuer.keys(RefreshPolicy::default()).await;
+        issuer.answer(Answer::Never);
+
+        // A fetch that never answers, and a request waiting for it; the fetch is then dropped
+        // mid-flight, as when its task is aborted or it panics.
+        let mut fetch = Box::pin(remote.fetch_now());
+        let mut waiter = Box::pin(remote.fetch_now());
+        tokio::select! {
+            () = &mut fetch => panic!("the issuer never answers"),
+            () = eventually("the fetch to reach the issuer", || issuer.hits() == 2) => {}
+        }
+        tokio::select! {
+            biased;
+            () = &mut waiter => panic!("the fetch is still running"),
+            () = std::future::ready(()) => {}
+        }
+        drop(fetch);
+        tokio::time::timeout(Duration::from_secs(30), waiter)
+            .await
+            .expect("the waiter was not woken");
+        let status = remote.status();
+        assert_eq!(status.fetches.failed, 1);
+        assert!(status.usable && status.stale, "{status:?}");
+
+        // A later unknown kid starts a new fetch instead of joining the dropped one.
+        issuer.answer(Answer::Keys);
+        remote.refetch_for_unknown_kid().await;
+        assert_eq!(issuer.hits(), 3);
+        assert_eq!(remote.status().fetches.ok, 2);
+        assert!(current.load().is_usable());
+    }
+
+    #[tokio::test]
+    async fn a_panicking_fetch_neither_stays_in_flight_nor_ends_the_refresh_schedule() {
+        let issuer = Issuer::start().await;
+        // A refresh every few milliseconds, whatever max-age says.
+        let policy = RefreshPolicy::default()
+            .min_interval(Duration::from_millis(5))
+            .max_interval(Duration::from_millis(20));
+        let (remote, _) = issuer.keys(policy).await;
+        remote.panic_in_next_fetch.store(true, Ordering::SeqCst);
+        eventually("the panicking refresh", || {
+            remote.status().fetches.failed == 1
+        })
+        .await;
+        assert!(!lock(&remote.state).fetching);
+        assert_eq!(
+            remote.status().last_error.as_deref(),
+            Some("the fetch was cancelled or panicked")
+        );
+        // The schedule goes on: the next refreshes succeed.
+        let ok = remote.status().fetches.ok;
+        eventually("a refresh after the panic", || {
+            remote.status().fetches.ok > ok
+        })
+        .await;
+        assert!(remote.status().usable);
+    }
+
     #[tokio::test]
     async fn the_refresh_task_stops_when_the_last_user_is_dropped() {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}/jwks", listener.local_addr().unwrap());
-        let app = axum::Router::new().route("/jwks", axum::routing::get(async || JWKS));
-        tokio::spawn(async move { axum::serve(listener, app).await });
-
-        let policy = RefreshPolicy::default();
-        let setup = RemoteSetup {
-            issuer: None,
-            source: RemoteSource::JwksUrl(Url::parse(&url).unwrap()),
-            client: super::super::default_client(&policy).unwrap(),
-            policy,
-            http_policy: HttpPolicy::LoopbackOnly,
-            allowed: Algorithm::ALL.into_iter().collect(),
-            configured: Vec::new(),
-        };
-        let current = Arc::new(ArcSwap::from_pointee(KeySet::default()));
-        let remote = RemoteKeys::start(setup, Arc::clone(&current), true)
-            .await
-            .unwrap();
+        let issuer = Issuer::start().await;
+        let (remote, current) = issuer.keys(RefreshPolicy::default()).await;
         assert_eq!(current.load().len(), 1);
         let task = lock(&remote.task).clone().unwrap();
         assert!(!task.is_finished());
