@@ -1,7 +1,6 @@
 //! Keeping a fetched key set fresh: the background refresh, the coalesced and rate-limited
 //! refetch on an unknown `kid`, backoff on failure, and stale-if-error.
 
-use std::collections::HashSet;
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 
@@ -18,12 +17,11 @@ use super::jwk::{JwkOrigin, SkippedKey, parse_jwks};
 use super::policy::{RefreshPolicy, scaled};
 use super::prepared::PreparedKey;
 use super::remote::{FetchError, Fetched, HttpPolicy, fetch};
+use super::status::{FetchCounts, KeySetStatus};
+use super::unknown_kid::UnknownKidGate;
 use crate::algorithm::AlgorithmSet;
 use crate::telemetry;
 
-/// At most this many unknown `kid`s are remembered between refreshes; past that, the cooldown
-/// alone limits refetches.
-const MAX_UNKNOWN_KIDS: usize = 1024;
 /// The farthest deadline ever set: "never" for a refresh or an expiry, as far as any process
 /// lives, and far from the end of `Instant`'s range.
 const FAR_FUTURE: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
@@ -48,63 +46,11 @@ pub(crate) enum RemoteSource {
     Discovery { issuer: String },
 }
 
-/// The state of an issuer's keys at one moment, from
-/// [`JwtAuthLayer::key_sets`](crate::JwtAuthLayer::key_sets): for health checks and dashboards.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct KeySetStatus {
-    /// The issuer (`None` for an issuer without `iss` check).
-    pub issuer: Option<String>,
-    /// The JWKS URL, once known.
-    pub jwks_url: Option<String>,
-    /// How many keys are in use.
-    pub key_count: usize,
-    /// Time since the last successful fetch (or revalidation); `None` before the first.
-    pub age: Option<Duration>,
-    /// Whether the last refresh failed and the previous keys are serving (stale-if-error).
-    pub stale: bool,
-    /// Whether requests can be verified now (`false`: they get `503`).
-    pub usable: bool,
-    /// The last fetch error, if the last fetch failed.
-    pub last_error: Option<String>,
-    /// Fetches since the layer was built, by result.
-    pub fetches: FetchCounts,
-}
-
-/// How many fetches of a key set ended how, since the layer was built.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct FetchCounts {
-    /// A new JWKS was loaded.
-    pub ok: u64,
-    /// The server answered `304 Not Modified`: the keys are still current.
-    pub not_modified: u64,
-    /// The fetch (or the discovery before it) failed.
-    pub failed: u64,
-}
-
-impl KeySetStatus {
-    /// The status of configured keys, which are never fetched.
-    pub(crate) fn fixed(issuer: Option<&str>, key_count: usize) -> Self {
-        Self {
-            issuer: issuer.map(str::to_owned),
-            jwks_url: None,
-            key_count,
-            age: None,
-            stale: false,
-            usable: key_count > 0,
-            last_error: None,
-            fetches: FetchCounts::default(),
-        }
-    }
-}
-
-struct State {
+struct Progress {
     jwks_url: Option<Url>,
     etag: Option<HeaderValue>,
     fetching: bool,
-    last_on_demand: Option<Instant>,
-    unknown_kids: HashSet<String>,
+    unknown_kid: UnknownKidGate,
     failures: u32,
     last_error: Option<String>,
     last_success: Option<Instant>,
@@ -123,7 +69,7 @@ pub(crate) struct RemoteKeys {
     allowed: AlgorithmSet,
     configured: Vec<Arc<PreparedKey>>,
     current: Arc<ArcSwap<KeySet>>,
-    state: Mutex<State>,
+    state: Mutex<Progress>,
     generation: watch::Sender<u64>,
     task: Mutex<Option<AbortHandle>>,
     /// Makes the next fetch panic, to test that a panicking fetch leaves nothing stuck.
@@ -184,12 +130,11 @@ impl RemoteKeys {
             allowed: setup.allowed,
             configured: setup.configured,
             current,
-            state: Mutex::new(State {
+            state: Mutex::new(Progress {
                 jwks_url,
                 etag: None,
                 fetching: false,
-                last_on_demand: None,
-                unknown_kids: HashSet::new(),
+                unknown_kid: UnknownKidGate::default(),
                 failures: 0,
                 last_error: None,
                 last_success: None,
@@ -220,8 +165,11 @@ impl RemoteKeys {
     /// passed, and (for a `kid` missing from a usable set) that `kid` is not known to be unknown.
     pub(crate) fn may_refetch(&self, kid: Option<&str>, unknown_key: bool) -> bool {
         let state = lock(&self.state);
-        !(unknown_key && state.unknown_kids.contains(kid.unwrap_or("")))
-            && (state.fetching || cooldown_passed(&state, &self.policy))
+        !(unknown_key && state.unknown_kid.is_known_unknown(kid))
+            && (state.fetching
+                || state
+                    .unknown_kid
+                    .cooldown_passed(self.policy.unknown_kid_cooldown))
     }
 
     /// Refetches for an unknown `kid` (joining a fetch already running, else starting one if the
@@ -232,8 +180,11 @@ impl RemoteKeys {
             let mut state = lock(&self.state);
             if state.fetching {
                 None
-            } else if cooldown_passed(&state, &self.policy) {
-                state.last_on_demand = Some(Instant::now());
+            } else if state
+                .unknown_kid
+                .cooldown_passed(self.policy.unknown_kid_cooldown)
+            {
+                state.unknown_kid.refetch_started();
                 self.take_turn(&mut state)
             } else {
                 return;
@@ -258,8 +209,8 @@ impl RemoteKeys {
     /// runs or after one failed, nothing is remembered.
     pub(crate) fn remember_unknown_kid(&self, kid: Option<&str>) {
         let mut state = lock(&self.state);
-        if !state.fetching && state.failures == 0 && state.unknown_kids.len() < MAX_UNKNOWN_KIDS {
-            state.unknown_kids.insert(kid.unwrap_or("").to_owned());
+        if !state.fetching && state.failures == 0 {
+            state.unknown_kid.remember(kid);
         }
     }
 
@@ -292,7 +243,7 @@ impl RemoteKeys {
     }
 
     /// The turn to run the one fetch of this set, unless a fetch is running.
-    fn take_turn(self: &Arc<Self>, state: &mut State) -> Option<FetchTurn> {
+    fn take_turn(self: &Arc<Self>, state: &mut Progress) -> Option<FetchTurn> {
         if state.fetching {
             return None;
         }
@@ -340,7 +291,7 @@ impl RemoteKeys {
                     state.failures = 0;
                     state.last_error = None;
                     state.last_success = Some(now);
-                    state.unknown_kids.clear();
+                    state.unknown_kid.forget_unknown();
                     // Refresh a little before the set goes stale, so that a fail-closed policy
                     // does not flap on every interval.
                     state.next_refresh = saturating_deadline(now, scaled(*interval, 0.9));
@@ -516,12 +467,6 @@ impl Drop for FetchTurn {
     }
 }
 
-fn cooldown_passed(state: &State, policy: &RefreshPolicy) -> bool {
-    state
-        .last_on_demand
-        .is_none_or(|at| at.elapsed() >= policy.unknown_kid_cooldown)
-}
-
 /// Refreshes on schedule until the key set is dropped.
 async fn refresh_loop(remote: Weak<RemoteKeys>) {
     loop {
@@ -559,218 +504,5 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 #[cfg(test)]
-mod tests {
-    use std::sync::atomic::{AtomicUsize, Ordering};
-
-    use http::StatusCode;
-    use http::header::CACHE_CONTROL;
-
-    use super::*;
-    use crate::algorithm::Algorithm;
-
-    const JWKS: &str = r#"{"keys":[{"kty":"OKP","crv":"Ed25519","kid":"ed1",
-        "x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}]}"#;
-
-    /// How the test issuer answers.
-    #[derive(Clone, Copy, PartialEq)]
-    enum Answer {
-        Keys,
-        Error,
-        Never,
-    }
-
-    /// A JWKS server on loopback, answering as told, with an endless `max-age`.
-    struct Issuer {
-        url: Url,
-        hits: Arc<AtomicUsize>,
-        answer: Arc<Mutex<Answer>>,
-    }
-
-    impl Issuer {
-        async fn start() -> Self {
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-            let url = Url::parse(&format!("http://{}/jwks", listener.local_addr().unwrap()));
-            let hits = Arc::new(AtomicUsize::new(0));
-            let answer = Arc::new(Mutex::new(Answer::Keys));
-            let (counter, answering) = (Arc::clone(&hits), Arc::clone(&answer));
-            let jwks = async move || {
-                counter.fetch_add(1, Ordering::SeqCst);
-                let answer = *lock(&answering);
-                match answer {
-                    Answer::Keys => Ok(([(CACHE_CONTROL, "max-age=18446744073709551615")], JWKS)),
-                    Answer::Error => Err(StatusCode::INTERNAL_SERVER_ERROR),
-                    Answer::Never => std::future::pending().await,
-                }
-            };
-            let app = axum::Router::new().route("/jwks", axum::routing::get(jwks));
-            tokio::spawn(async move { axum::serve(listener, app).await });
-            Self {
-                url: url.unwrap(),
-                hits,
-                answer,
-            }
-        }
-
-        fn answer(&self, answer: Answer) {
-            *lock(&self.answer) = answer;
-        }
-
-        fn hits(&self) -> usize {
-            self.hits.load(Ordering::SeqCst)
-        }
-
-        async fn keys(&self, policy: RefreshPolicy) -> (Arc<RemoteKeys>, Arc<ArcSwap<KeySet>>) {
-            let setup = RemoteSetup {
-                issuer: None,
-                source: RemoteSource::JwksUrl(self.url.clone()),
-                client: super::super::default_client(&policy).unwrap(),
-                policy,
-                http_policy: HttpPolicy::LoopbackOnly,
-                allowed: Algorithm::ALL.into_iter().collect(),
-                configured: Vec::new(),
-            };
-            let current = Arc::new(ArcSwap::from_pointee(KeySet::default()));
-            let remote = RemoteKeys::start(setup, Arc::clone(&current), true)
-                .await
-                .unwrap();
-            (remote, current)
-        }
-    }
-
-    /// Waits for `condition`, failing after a generous deadline; never a fixed sleep.
-    async fn eventually(what: &str, condition: impl Fn() -> bool) {
-        let deadline = std::time::Instant::now() + Duration::from_secs(30);
-        while !condition() {
-            assert!(std::time::Instant::now() < deadline, "timed out: {what}");
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-    }
-
-    #[test]
-    fn deadlines_saturate_instead_of_overflowing() {
-        let now = Instant::now();
-        assert_eq!(
-            saturating_deadline(now, Duration::from_secs(5)),
-            now + Duration::from_secs(5)
-        );
-        assert_eq!(saturating_deadline(now, Duration::MAX), now + FAR_FUTURE);
-        assert_eq!(
-            saturating_deadline(now, Duration::from_secs(u64::MAX)),
-            now + FAR_FUTURE
-        );
-    }
-
-    #[tokio::test]
-    async fn every_setting_at_duration_max_and_an_endless_max_age_do_not_panic() {
-        let issuer = Issuer::start().await;
-        let policy = RefreshPolicy::default()
-            .min_interval(Duration::MAX)
-            .max_interval(Duration::MAX)
-            .fallback_interval(Duration::MAX)
-            .unknown_kid_cooldown(Duration::MAX)
-            .unknown_kid_wait(Duration::MAX)
-            .max_staleness(Duration::MAX)
-            .max_backoff(Duration::MAX)
-            .connect_timeout(Duration::MAX)
-            .fetch_timeout(Duration::MAX);
-        let (remote, current) = issuer.keys(policy).await;
-        assert!(current.load().is_usable());
-        assert!(remote.retry_after() >= Duration::from_secs(1));
-
-        // A failed refresh backs off (the backoff has a ceiling of its own) and stale keys serve.
-        issuer.answer(Answer::Error);
-        remote.fetch_now().await;
-        let status = remote.status();
-        assert!(status.usable && status.stale, "{status:?}");
-        assert!(remote.retry_after() <= Duration::from_secs(1 << 20));
-
-        // The first on-demand refetch is allowed; waiting "forever" ends when it does.
-        issuer.answer(Answer::Keys);
-        remote.refetch_for_unknown_kid().await;
-        assert_eq!(issuer.hits(), 3);
-        let status = remote.status();
-        assert!(status.usable && !status.stale, "{status:?}");
-        assert!(
-            !remote.may_refetch(Some("other"), true),
-            "the cooldown is endless"
-        );
-    }
-
-    #[tokio::test]
-    async fn a_fetch_dropped_mid_flight_does_not_leave_the_set_waiting_for_it() {
-        let issuer = Issuer::start().await;
-        let (remote, current) = issuer.keys(RefreshPolicy::default()).await;
-        issuer.answer(Answer::Never);
-
-        // A fetch that never answers, and a request waiting for it; the fetch is then dropped
-        // mid-flight, as when its task is aborted or it panics.
-        let mut fetch = Box::pin(remote.fetch_now());
-        let mut waiter = Box::pin(remote.fetch_now());
-        tokio::select! {
-            () = &mut fetch => panic!("the issuer never answers"),
-            () = eventually("the fetch to reach the issuer", || issuer.hits() == 2) => {}
-        }
-        tokio::select! {
-            biased;
-            () = &mut waiter => panic!("the fetch is still running"),
-            () = std::future::ready(()) => {}
-        }
-        drop(fetch);
-        tokio::time::timeout(Duration::from_secs(30), waiter)
-            .await
-            .expect("the waiter was not woken");
-        let status = remote.status();
-        assert_eq!(status.fetches.failed, 1);
-        assert!(status.usable && status.stale, "{status:?}");
-
-        // A later unknown kid starts a new fetch instead of joining the dropped one.
-        issuer.answer(Answer::Keys);
-        remote.refetch_for_unknown_kid().await;
-        assert_eq!(issuer.hits(), 3);
-        assert_eq!(remote.status().fetches.ok, 2);
-        assert!(current.load().is_usable());
-    }
-
-    #[tokio::test]
-    async fn a_panicking_fetch_neither_stays_in_flight_nor_ends_the_refresh_schedule() {
-        let issuer = Issuer::start().await;
-        // A refresh every few milliseconds, whatever max-age says.
-        let policy = RefreshPolicy::default()
-            .min_interval(Duration::from_millis(5))
-            .max_interval(Duration::from_millis(20));
-        let (remote, _) = issuer.keys(policy).await;
-        remote.panic_in_next_fetch.store(true, Ordering::SeqCst);
-        eventually("the panicking refresh", || {
-            remote.status().fetches.failed == 1
-        })
-        .await;
-        assert!(!lock(&remote.state).fetching);
-        assert_eq!(
-            remote.status().last_error.as_deref(),
-            Some("the fetch was cancelled or panicked")
-        );
-        // The schedule goes on: the next refreshes succeed.
-        let ok = remote.status().fetches.ok;
-        eventually("a refresh after the panic", || {
-            remote.status().fetches.ok > ok
-        })
-        .await;
-        assert!(remote.status().usable);
-    }
-
-    #[tokio::test]
-    async fn the_refresh_task_stops_when_the_last_user_is_dropped() {
-        let issuer = Issuer::start().await;
-        let (remote, current) = issuer.keys(RefreshPolicy::default()).await;
-        assert_eq!(current.load().len(), 1);
-        let task = lock(&remote.task).clone().unwrap();
-        assert!(!task.is_finished());
-
-        drop(remote);
-        let deadline = std::time::Instant::now() + Duration::from_secs(30);
-        while !task.is_finished() {
-            assert!(std::time::Instant::now() < deadline, "the task still runs");
-            tokio::task::yield_now().await;
-        }
-    }
-}
+#[path = "refresh_tests.rs"]
+mod tests;
