@@ -240,7 +240,8 @@ where
     /// synchronous.
     ///
     /// ```
-    ///     /// use std::sync::Arc;
+    /// use std::collections::HashSet;
+    /// use std::sync::Arc;
     /// use tower_jwt_auth::{JwtAuthLayer, RegisteredClaims};
     ///
     /// let banned = Arc::new(HashSet::from(["mallory".to_owned()]));
@@ -291,11 +292,11 @@ where
 
     /// The HTTP client for discovery and JWKS requests, e.g. one with a custom root CA or a
     /// proxy. Default: a built-in rustls client with the [`RefreshPolicy`] timeouts that follows
-    /// redirects only within the same host.
+    /// redirects only to the same origin (scheme, host and port).
     ///
     /// With your own client, its connect timeout and redirect policy are yours; the total
     /// timeout ([`RefreshPolicy::fetch_timeout`]) and the size cap still apply to every request,
-    /// and an answer that comes from another host than the one asked is refused.
+    /// and an answer that comes from another origin than the one asked is refused.
     pub fn http_client(mut self, client: reqwest::Client) -> Self {
         self.http_client = Some(client);
         self
