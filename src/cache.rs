@@ -217,17 +217,21 @@ mod tests {
             payload.into(),
         );
         // Seen twice: admitted.
-        for _ in 0..2 {
-            cache.insert(
-                cache.hash(token),
-                token,
-                Claims(Arc::new(())),
-                details.clone(),
-                0,
-                key(),
-                NOW,
-            );
-        }
+        see(cache, token, &details);
+        see(cache, token, &details);
+    }
+
+    /// One sighting of `token`, verified with `details`.
+    fn see(cache: &TokenCache<()>, token: &str, details: &VerifiedToken) {
+        cache.insert(
+            cache.hash(token),
+            token,
+            Claims(Arc::new(())),
+            details.clone(),
+            0,
+            key(),
+            NOW,
+        );
     }
 
     fn get(cache: &TokenCache<()>, token: &str) -> Option<Arc<CachedToken<()>>> {
@@ -312,20 +316,9 @@ mod tests {
             Box::default(),
             "{}".into(),
         );
-        let see = |token: &str| {
-            cache.insert(
-                cache.hash(token),
-                token,
-                Claims(Arc::new(())),
-                details.clone(),
-                0,
-                key(),
-                NOW,
-            );
-        };
-        see("once");
+        see(&cache, "once", &details);
         assert!(get(&cache, "once").is_none());
-        see("once");
+        see(&cache, "once", &details);
         assert!(get(&cache, "once").is_some());
     }
 
@@ -348,16 +341,7 @@ mod tests {
         );
         let mut hits = 0;
         for i in 0..100_000 {
-            let token = format!("one-off-{i}");
-            cache.insert(
-                cache.hash(&token),
-                &token,
-                Claims(Arc::new(())),
-                details.clone(),
-                0,
-                key(),
-                NOW,
-            );
+            see(&cache, &format!("one-off-{i}"), &details);
             if get(&cache, &hot[i % hot.len()]).is_some() {
                 hits += 1;
             }

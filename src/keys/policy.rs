@@ -115,6 +115,21 @@ impl RefreshPolicy {
         self
     }
 
+    /// Every duration setting at `Duration::MAX`: "never" and "forever" everywhere.
+    #[cfg(test)]
+    pub(crate) fn every_duration_at_max() -> Self {
+        Self::default()
+            .min_interval(Duration::MAX)
+            .max_interval(Duration::MAX)
+            .fallback_interval(Duration::MAX)
+            .unknown_kid_cooldown(Duration::MAX)
+            .unknown_kid_wait(Duration::MAX)
+            .max_staleness(Duration::MAX)
+            .max_backoff(Duration::MAX)
+            .connect_timeout(Duration::MAX)
+            .fetch_timeout(Duration::MAX)
+    }
+
     /// Refuses settings that would make the refresh spin or every fetch fail.
     pub(crate) fn check(&self) -> Result<(), crate::ConfigError> {
         let invalid = |name: &'static str| {
@@ -188,16 +203,7 @@ mod tests {
     /// computed from it overflows.
     #[test]
     fn every_duration_setting_accepts_duration_max() {
-        let policy = RefreshPolicy::default()
-            .min_interval(Duration::MAX)
-            .max_interval(Duration::MAX)
-            .fallback_interval(Duration::MAX)
-            .unknown_kid_cooldown(Duration::MAX)
-            .unknown_kid_wait(Duration::MAX)
-            .max_staleness(Duration::MAX)
-            .max_backoff(Duration::MAX)
-            .connect_timeout(Duration::MAX)
-            .fetch_timeout(Duration::MAX);
+        let policy = RefreshPolicy::every_duration_at_max();
         assert!(policy.check().is_ok());
         assert_eq!(policy.interval(None), Duration::MAX);
         assert_eq!(policy.interval(Some(Duration::ZERO)), Duration::MAX);

@@ -104,16 +104,7 @@ fn deadlines_saturate_instead_of_overflowing() {
 #[tokio::test]
 async fn every_setting_at_duration_max_and_an_endless_max_age_do_not_panic() {
     let issuer = Issuer::start().await;
-    let policy = RefreshPolicy::default()
-        .min_interval(Duration::MAX)
-        .max_interval(Duration::MAX)
-        .fallback_interval(Duration::MAX)
-        .unknown_kid_cooldown(Duration::MAX)
-        .unknown_kid_wait(Duration::MAX)
-        .max_staleness(Duration::MAX)
-        .max_backoff(Duration::MAX)
-        .connect_timeout(Duration::MAX)
-        .fetch_timeout(Duration::MAX);
+    let policy = RefreshPolicy::every_duration_at_max();
     let (remote, current) = issuer.keys(policy).await;
     assert!(current.load().is_usable());
     assert!(remote.retry_after() >= Duration::from_secs(1));
