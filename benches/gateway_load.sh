@@ -23,8 +23,11 @@
 # (linux-perf) and inferno (cargo install inferno): it records the gateway under runs (2) and (3)
 # after the rounds and writes flame graphs to $SCRATCH/flamegraph-*.svg.
 #
+# BASELINE=PATH adds (2b): another gateway binary (e.g. one built from an older commit), with its
+# default settings and one repeated token, for a before/after within one run.
+#
 # Usage: benches/gateway_load.sh   (ROUNDS=3 DURATION=10s CONNECTIONS=64 THREADS=2 TOKENS=20000
-#                                   WORKERS=2 PROFILE=0)
+#                                   WORKERS=2 PROFILE=0 BASELINE=)
 set -euo pipefail
 
 ROUNDS=${ROUNDS:-3}
@@ -41,6 +44,8 @@ NGINX_PROXY=127.0.0.1:18091
 GATEWAY=127.0.0.1:18092
 GATEWAY_LOGGED=127.0.0.1:18093
 GATEWAY_NO_CACHE=127.0.0.1:18094
+GATEWAY_BASELINE=127.0.0.1:18095
+BASELINE=${BASELINE:-}
 ISSUER=https://issuer.load.test/
 AUDIENCE=load-api
 
@@ -66,6 +71,8 @@ if [ "$PROFILE" = 1 ]; then
 fi
 mkdir -p "$SCRATCH"
 RUN=$(mktemp -d "$SCRATCH/run.XXXXXX")
+# nginx's workers drop root for `nobody`, who must read the upstream's files.
+chmod 755 "$RUN"
 
 echo "building the gateway and the token generator" >&2
 # Release with one codegen unit, in the scratch directory so that the repository's own release
@@ -155,7 +162,7 @@ EOF
 
 wait_for() {
     local url=$1 deadline=$((SECONDS + 60))
-    until curl -s -o /dev/null "$url"; do
+    until curl -sf -o /dev/null "$url"; do
         if [ $SECONDS -ge $deadline ]; then echo "no answer from $url" >&2; exit 1; fi
         sleep 0.2
     done
@@ -174,21 +181,27 @@ NGINX_PROXY_PID=${PIDS[-1]}
 wait_for "http://$UPSTREAM/jwks.json"
 wait_for "http://$NGINX_PROXY/hello"
 
-start_gateway() { # listen address, log file, then more flags
-    local listen=$1 log=$2; shift 2
-    TOKIO_WORKER_THREADS=$WORKERS "$GATEWAY_BIN" --listen "$listen" --upstream "http://$UPSTREAM" \
+start_gateway() { # binary, listen address, log file, then more flags
+    local binary=$1 listen=$2 log=$3; shift 3
+    TOKIO_WORKER_THREADS=$WORKERS "$binary" --listen "$listen" --upstream "http://$UPSTREAM" \
         --issuer "$ISSUER" --jwks-url "http://$UPSTREAM/jwks.json" --audience "$AUDIENCE" "$@" \
         </dev/null >/dev/null 2>"$log" &
     PIDS+=($!)
 }
 # Default settings: RUST_LOG unset, the gateway's own default log level.
-start_gateway "$GATEWAY" "$RUN/gateway.log"
+start_gateway "$GATEWAY_BIN" "$GATEWAY" "$RUN/gateway.log"
 GATEWAY_PID=${PIDS[-1]}
-start_gateway "$GATEWAY_LOGGED" "$RUN/gateway-access.log" --access-log
+start_gateway "$GATEWAY_BIN" "$GATEWAY_LOGGED" "$RUN/gateway-access.log" --access-log
 GATEWAY_LOGGED_PID=${PIDS[-1]}
-start_gateway "$GATEWAY_NO_CACHE" "$RUN/gateway-no-cache.log" --token-cache-bytes 0
+start_gateway "$GATEWAY_BIN" "$GATEWAY_NO_CACHE" "$RUN/gateway-no-cache.log" --token-cache-bytes 0
 GATEWAY_NO_CACHE_PID=${PIDS[-1]}
-for addr in "$GATEWAY" "$GATEWAY_LOGGED" "$GATEWAY_NO_CACHE"; do
+GATEWAYS=("$GATEWAY" "$GATEWAY_LOGGED" "$GATEWAY_NO_CACHE")
+if [ -n "$BASELINE" ]; then
+    start_gateway "$BASELINE" "$GATEWAY_BASELINE" "$RUN/gateway-baseline.log"
+    GATEWAY_BASELINE_PID=${PIDS[-1]}
+    GATEWAYS+=("$GATEWAY_BASELINE")
+fi
+for addr in "${GATEWAYS[@]}"; do
     wait_for "http://$addr/healthz"
     status=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $ONE_TOKEN" "http://$addr/hello")
     [ "$status" = 200 ] || { echo "the gateway on $addr answered $status to a valid token" >&2; exit 1; }
@@ -244,6 +257,9 @@ for round in $(seq "$ROUNDS"); do
     run 2_gateway_one_token "$GATEWAY_PID" "http://$GATEWAY/hello" "${HEADER[@]}"
     run 2a_gateway_access_log "$GATEWAY_LOGGED_PID" "http://$GATEWAY_LOGGED/hello" "${HEADER[@]}"
     run 3_gateway_distinct_no_cache "$GATEWAY_NO_CACHE_PID" "http://$GATEWAY_NO_CACHE/hello" "${LUA[@]}"
+    if [ -n "$BASELINE" ]; then
+        run 2b_baseline_one_token "$GATEWAY_BASELINE_PID" "http://$GATEWAY_BASELINE/hello" "${HEADER[@]}"
+    fi
 done | tee "$SCRATCH/rounds.txt"
 
 # Medians over the rounds, per run and per column.
@@ -269,6 +285,8 @@ join <(median 2) <(median 3) | join - <(median 4) >"$SCRATCH/summary.txt"
             printf "%-52s %8s %8.2f\n", "(2)/(1)  gateway, one token / nginx proxy_pass", ">= 0.9", rps["2_gateway_one_token"] / rps["1_nginx_proxy"]
             printf "%-52s %8s %8.2f\n", "(2a)/(1) the same with the access log on", "", rps["2a_gateway_access_log"] / rps["1_nginx_proxy"]
             printf "%-52s %8s %8.2f\n", "(3)/(1)  gateway, distinct tokens, no cache / nginx", ">= 0.5", rps["3_gateway_distinct_no_cache"] / rps["1_nginx_proxy"]
+            if ("2b_baseline_one_token" in rps)
+                printf "%-52s %8s %8.2f\n", "(2b)/(1) baseline gateway, one token / nginx", "", rps["2b_baseline_one_token"] / rps["1_nginx_proxy"]
         }' "$SCRATCH/summary.txt"
     # Per round, since the medians of two columns need not come from the same round.
     echo

@@ -16,6 +16,7 @@ use axum::extract::State;
 use axum::http::{HeaderValue, Request, Response, StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
+use axum::serve::ListenerExt as _;
 use serde_json::Value;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
@@ -213,6 +214,13 @@ pub async fn start(config: Config, listener: TcpListener) -> Result<Gateway, Sta
         app = app.merge(page.routes());
     }
     let (shutdown, signal) = oneshot::channel::<()>();
+    // As nginx (`tcp_nodelay on`): a response written in two parts (headers, then the body as
+    // the upstream sends it) must not wait for the client's delayed ACK.
+    let listener = listener.tap_io(|tcp| {
+        if let Err(err) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %err, "cannot set TCP_NODELAY");
+        }
+    });
     let server = tokio::spawn(async move {
         axum::serve(
             listener,

@@ -126,7 +126,10 @@ fn init_logging(format: LogFormat, access_log: bool) -> WorkerGuard {
         filter = filter.add_directive(directive);
     }
     let ansi = std::io::stderr().is_terminal();
-    let (writer, guard) = tracing_appender::non_blocking(std::io::stderr());
+    // Buffered: the writer thread flushes whenever its queue is empty, so lines are not held
+    // back, and a burst of them is written in a few system calls rather than one each.
+    let (writer, guard) =
+        tracing_appender::non_blocking(std::io::BufWriter::new(std::io::stderr()));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(ansi)
