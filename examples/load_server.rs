@@ -5,6 +5,7 @@
 //! load_server layer ADDR JWKS_URL        GET /hello behind the layer (RS256, iss and aud checked);
 //!                                        TOKEN_CACHE=N sets the cache size in bytes (0: off)
 //! load_server tokens N FILE              writes N distinct RS256 tokens, one per line
+//! load_server jwks FILE                  writes the JWKS of the tokens' key (for a static server)
 //! load_server memory N CACHE_BYTES       verifies N distinct tokens in-process (for /usr/bin/time -v)
 //! load_server admission HOT ONE_OFF BYTES the hot set's hit rate while ONE_OFF one-off tokens pass
 //!                                        (a hot token between every two one-offs), in-process,
@@ -277,12 +278,13 @@ async fn main() -> Result<(), Box<dyn Error>> {
             serve(addr, app).await
         }
         ["tokens", n, path] => write_tokens(n.parse()?, path),
+        ["jwks", path] => Ok(std::fs::write(path, jwks()?)?),
         ["memory", n, capacity] => memory(n.parse()?, capacity.parse()?).await,
         ["admission", hot, one_off, bytes] => {
             admission(hot.parse()?, one_off.parse()?, bytes.parse()?).await
         }
         ["profile", n] => profile(n.parse()?).await,
         ["profile-miss", path, n] => profile_miss(path, n.parse()?).await,
-        _ => Err("usage: load_server plain ADDR | layer ADDR JWKS_URL | tokens N FILE | memory N CACHE_BYTES | admission HOT ONE_OFF BYTES | profile N | profile-miss FILE N".into()),
+        _ => Err("usage: load_server plain ADDR | layer ADDR JWKS_URL | tokens N FILE | jwks FILE | memory N CACHE_BYTES | admission HOT ONE_OFF BYTES | profile N | profile-miss FILE N".into()),
     }
 }

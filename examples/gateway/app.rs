@@ -3,8 +3,11 @@
 //! mode, the answer to the proxy's check).
 
 use std::convert::Infallible;
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::{Arc, OnceLock};
+use std::task::{Context, Poll};
 use std::time::Instant;
 
 use axum::Router;
@@ -13,12 +16,13 @@ use axum::extract::State;
 use axum::http::{HeaderValue, Request, Response, StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
+use axum::serve::ListenerExt as _;
 use serde_json::Value;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tower::{Layer as _, ServiceExt as _};
-use tower_jwt_auth::{AuthError, Authorize, DefaultRejection, JwtAuthLayer, VerifiedToken};
+use tower_jwt_auth::{AuthError, Authorize, DefaultRejection, JwtAuth, JwtAuthLayer};
 
 use crate::config::{Config, IssuerConfig, Mode, RouteRules, Upstream};
 use crate::demo::{Demo, DemoError};
@@ -27,7 +31,7 @@ use crate::headers::ClaimHeaders;
 use crate::health;
 use crate::metrics::{Metrics, Outcome};
 use crate::proxy::{Forwarder, UpstreamFailure};
-use crate::routes::{CheckedPath, PathError};
+use crate::routes::CheckedPath;
 use crate::upgrade::{self, TokenFromProtocol};
 use crate::upstream::TlsError;
 
@@ -75,8 +79,8 @@ impl From<tower_jwt_auth::ConfigError> for StartError {
 
 /// What the gateway needs once its keys are loaded.
 struct Ready {
-    /// The router behind the JWT layer: scope rules, then the target.
-    protected: Router,
+    /// The JWT layer around the scope rules and the target.
+    protected: JwtAuth<Protected, Value, DefaultRejection>,
     target: Target,
     routes: Arc<RouteRules>,
     token_from_websocket_protocol: bool,
@@ -91,15 +95,19 @@ enum Target {
 }
 
 impl Target {
+    /// Answers `request` for the canonical `path`; with `authenticated`, the token and claims the
+    /// layer verified (in the request's extensions) go to the upstream or the proxy as headers.
     async fn respond(
         &self,
         request: Request<Body>,
         path: &CheckedPath,
-        token: Option<&VerifiedToken>,
+        authenticated: bool,
     ) -> Response<Body> {
         match self {
-            Self::Proxy(forwarder) => forwarder.forward(request, path, token).await,
-            Self::ForwardAuth(claim_headers) => forward_auth::allow(claim_headers, token),
+            Self::Proxy(forwarder) => forwarder.forward(request, path, authenticated).await,
+            Self::ForwardAuth(claim_headers) => {
+                forward_auth::allow(claim_headers, request.extensions(), authenticated)
+            }
         }
     }
 }
@@ -110,6 +118,7 @@ pub(crate) struct AppState {
     pub(crate) layer: Arc<OnceLock<JwtAuthLayer<Value>>>,
     pub(crate) metrics: Metrics,
     forward_auth: bool,
+    access_log: bool,
 }
 
 /// A running gateway.
@@ -192,6 +201,7 @@ pub async fn start(config: Config, listener: TcpListener) -> Result<Gateway, Sta
         layer: Arc::clone(&layer_cell),
         metrics: Metrics::new(layer_cell),
         forward_auth: matches!(config.mode, Mode::ForwardAuth { .. }),
+        access_log: config.access_log,
     });
     let mut app = Router::new().route("/healthz", get(health::healthz));
     if admin_listener.is_none() {
@@ -204,6 +214,13 @@ pub async fn start(config: Config, listener: TcpListener) -> Result<Gateway, Sta
         app = app.merge(page.routes());
     }
     let (shutdown, signal) = oneshot::channel::<()>();
+    // As nginx (`tcp_nodelay on`): a response written in two parts (headers, then the body as
+    // the upstream sends it) must not wait for the client's delayed ACK.
+    let listener = listener.tap_io(|tcp| {
+        if let Err(err) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %err, "cannot set TCP_NODELAY");
+        }
+    });
     let server = tokio::spawn(async move {
         axum::serve(
             listener,
@@ -292,14 +309,11 @@ async fn prepare(
         .iter()
         .map(|rule| Authorize::all_scopes(rule.scopes.clone()).with_rejection(rejection.clone()))
         .collect();
-    let protected = Router::new()
-        .fallback(protected)
-        .with_state(Protected {
-            target: target.clone(),
-            routes: Arc::clone(&routes),
-            authorizers: Arc::new(authorizers),
-        })
-        .layer(layer.clone());
+    let protected = layer.layer(Protected {
+        target: target.clone(),
+        routes: Arc::clone(&routes),
+        authorizers: Arc::new(authorizers),
+    });
     tracing::info!(
         listen = %gateway.addr,
         admin = ?gateway.admin_addr,
@@ -346,6 +360,9 @@ async fn build_layer(
     if auth.start_without_keys {
         builder = builder.allow_start_without_keys();
     }
+    if let Some(bytes) = auth.token_cache_bytes {
+        builder = builder.token_cache_bytes(bytes);
+    }
     Ok(builder.build().await?)
 }
 
@@ -353,43 +370,48 @@ async fn build_layer(
 async fn dispatch(State(state): State<Arc<AppState>>, request: Request<Body>) -> Response<Body> {
     let started = Instant::now();
     let original = state.forward_auth.then(|| Original::of(&request));
-    let (method, path) = match &original {
-        Some(original) => (original.method.clone(), original.path.clone()),
+    // Only what the access line needs is copied, and only when it is written.
+    let access = state.access_log.then(|| match &original {
+        Some(original) => (
+            original.method.clone(),
+            original.path.clone().unwrap_or_default(),
+        ),
         None => (
             request.method().as_str().to_owned(),
-            Ok(request.uri().path().to_owned()),
+            request.uri().path().to_owned(),
         ),
-    };
-    let (response, outcome) = handle(&state, request, path.as_deref().map_err(|e| *e)).await;
-    let path = path.unwrap_or_default();
+    });
+    let (response, outcome) = handle(&state, request, original.as_ref()).await;
     let elapsed = started.elapsed();
     state.metrics.record(outcome, elapsed);
     if let Some(failure) = response.extensions().get::<UpstreamFailure>() {
-        state.metrics.upstream_failure(failure.label());
+        state.metrics.upstream_failure(*failure);
     }
-    let cause = match outcome {
-        Outcome::Rejected(cause) => Some(cause),
-        _ => None,
-    };
-    tracing::info!(
-        target: "gateway::access",
-        method,
-        path,
-        host = original.as_ref().and_then(|original| original.host.as_deref()),
-        status = response.status().as_u16(),
-        outcome = outcome.name(),
-        cause,
-        elapsed_ms = u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX),
-        "request"
-    );
+    if let Some((method, path)) = access {
+        let cause = match outcome {
+            Outcome::Rejected(cause) => Some(cause),
+            _ => None,
+        };
+        tracing::info!(
+            target: "gateway::access",
+            method,
+            path,
+            host = original.as_ref().and_then(|original| original.host.as_deref()),
+            status = response.status().as_u16(),
+            outcome = outcome.name(),
+            cause,
+            elapsed_ms = u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX),
+            "request"
+        );
+    }
     response
 }
 
-/// Handles a request whose (original) path is `raw_path`, or could not be read.
+/// Handles a request; in forward-auth mode, as the check of the `original` request.
 async fn handle(
     state: &AppState,
     mut request: Request<Body>,
-    raw_path: Result<&str, PathError>,
+    original: Option<&Original>,
 ) -> (Response<Body>, Outcome) {
     let Some(ready) = state.ready.get() else {
         let mut response = Response::new(Body::from("starting: signing keys not loaded yet\n"));
@@ -398,6 +420,10 @@ async fn handle(
             .headers_mut()
             .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         return (response, Outcome::NotReady);
+    };
+    let raw_path = match original {
+        Some(original) => original.path.as_deref().map_err(|error| *error),
+        None => Ok(request.uri().path()),
     };
     let path = match raw_path.and_then(|raw| CheckedPath::new(raw, ready.routes.allow_path_params))
     {
@@ -416,7 +442,7 @@ async fn handle(
     }
     if ready.routes.is_public(&path) {
         return (
-            ready.target.respond(request, &path, None).await,
+            ready.target.respond(request, &path, false).await,
             Outcome::Public,
         );
     }
@@ -432,7 +458,10 @@ async fn handle(
     (response, outcome)
 }
 
-/// What the handler behind the layer needs.
+/// Behind the layer, for a request whose token is valid: the path's scope rule is checked by the
+/// crate's [`Authorize`] (its `403` is the crate's rejection), then the target answers. A plain
+/// service rather than a router: the one path it serves was checked and put in the request's
+/// extensions by [`handle`].
 #[derive(Clone)]
 struct Protected {
     target: Target,
@@ -441,32 +470,44 @@ struct Protected {
     authorizers: Arc<Vec<Authorize<DefaultRejection>>>,
 }
 
-/// Behind the layer: the token is valid. The path's scope rule is checked by the crate's
-/// [`Authorize`] (its `403` is the crate's rejection), then the target answers.
-async fn protected(State(protected): State<Protected>, request: Request<Body>) -> Response<Body> {
-    let Some(path) = request.extensions().get::<CheckedPath>().cloned() else {
-        // `handle` always inserts the path before calling the layer.
-        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
-    };
-    let authorize = protected
-        .routes
-        .scope_rule(&path)
-        .and_then(|(index, _)| protected.authorizers.get(index))
-        .cloned();
-    let target = protected.target.clone();
-    let inner = tower::service_fn(move |request: Request<Body>| {
-        let (target, path) = (target.clone(), path.clone());
-        async move {
-            let token = request.extensions().get::<VerifiedToken>().cloned();
-            Ok::<_, Infallible>(target.respond(request, &path, token.as_ref()).await)
+impl tower::Service<Request<Body>> for Protected {
+    type Response = Response<Body>;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Response<Body>, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request<Body>) -> Self::Future {
+        let protected = self.clone();
+        Box::pin(async move { Ok(protected.respond(request).await) })
+    }
+}
+
+impl Protected {
+    async fn respond(self, mut request: Request<Body>) -> Response<Body> {
+        let Some(path) = request.extensions_mut().remove::<CheckedPath>() else {
+            // `handle` always inserts the path before calling the layer.
+            return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+        };
+        let authorize = self
+            .routes
+            .scope_rule(&path)
+            .and_then(|(index, _)| self.authorizers.get(index))
+            .cloned();
+        let Some(authorize) = authorize else {
+            return self.target.respond(request, &path, true).await;
+        };
+        let target = self.target;
+        let path = Arc::new(path);
+        let inner = tower::service_fn(move |request: Request<Body>| {
+            let (target, path) = (target.clone(), Arc::clone(&path));
+            async move { Ok::<_, Infallible>(target.respond(request, &path, true).await) }
+        });
+        match authorize.layer(inner).oneshot(request).await {
+            Ok(response) => response,
+            Err(never) => match never {},
         }
-    });
-    let result = match authorize {
-        Some(authorize) => authorize.layer(inner).oneshot(request).await,
-        None => inner.oneshot(request).await,
-    };
-    match result {
-        Ok(response) => response,
-        Err(never) => match never {},
     }
 }

@@ -178,6 +178,17 @@ pub struct Cli {
     /// Log format: `text` or `json` (filter with RUST_LOG) [default: text]
     #[arg(long, env = "GATEWAY_LOG_FORMAT", value_name = "FORMAT")]
     pub log_format: Option<String>,
+
+    /// One access line per request (target `gateway::access`, level info), written off the
+    /// request path [default: false, as Envoy, Traefik and Caddy]
+    #[arg(long, env = "GATEWAY_ACCESS_LOG", value_name = "BOOL", num_args = 0..=1,
+        require_equals = true, default_missing_value = "true", value_parser = BoolishValueParser::new())]
+    pub access_log: Option<bool>,
+
+    /// Bytes the verified-token cache may hold (a repeated token skips the signature check);
+    /// 0 switches it off [default: 33554432, 32 MiB]
+    #[arg(long, env = "GATEWAY_TOKEN_CACHE_BYTES", value_name = "BYTES")]
+    pub token_cache_bytes: Option<u64>,
 }
 
 /// The subcommands.

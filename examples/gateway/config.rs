@@ -101,6 +101,8 @@ pub struct Config {
     pub forwarding: Forwarding,
     pub shutdown_timeout: Duration,
     pub log_format: LogFormat,
+    /// One line per request on the `gateway::access` target.
+    pub access_log: bool,
 }
 
 /// Demo mode, a real upstream behind real issuers, or forward-auth checks for another proxy.
@@ -163,6 +165,8 @@ pub struct AuthSettings {
     pub start_without_keys: bool,
     /// Take the token from `Sec-WebSocket-Protocol: access_token, <jwt>` too.
     pub token_from_websocket_protocol: bool,
+    /// The verified-token cache's bound in bytes (`0`: off); the crate's default when `None`.
+    pub token_cache_bytes: Option<u64>,
 }
 
 /// Which paths skip authentication, and which need scopes.
@@ -299,6 +303,7 @@ pub fn resolve(args: &Args, file: Option<(&Path, &FileConfig)>) -> Result<Config
         allow_insecure_http: flag!(allow_insecure_http),
         start_without_keys: flag!(start_without_keys),
         token_from_websocket_protocol: flag!(token_from_websocket_protocol),
+        token_cache_bytes: pick!(token_cache_bytes).map(|(bytes, _)| bytes),
     };
     let allow_any_issuer = flag!(allow_any_issuer);
 
@@ -526,6 +531,7 @@ pub fn resolve(args: &Args, file: Option<(&Path, &FileConfig)>) -> Result<Config
         forwarding,
         shutdown_timeout,
         log_format,
+        access_log: flag!(access_log),
     })
 }
 

@@ -33,6 +33,26 @@ fn nothing_configured_is_demo_mode_with_its_defaults() {
     assert_eq!(config.routes.scope_rules[0].prefix, "/admin");
     assert_eq!(config.auth.require_typ.as_deref(), Some("at+jwt"));
     assert!(!config.forwarding.forward_authorization);
+    assert!(!config.access_log, "the access log is opt-in");
+    assert_eq!(config.auth.token_cache_bytes, None, "the crate's default");
+}
+
+#[test]
+fn access_log_and_token_cache_come_from_flags_and_file() {
+    let config = resolve_with(
+        &[REAL, &["--access-log", "--token-cache-bytes", "0"]].concat(),
+        None,
+    )
+    .unwrap();
+    assert!(config.access_log);
+    assert_eq!(config.auth.token_cache_bytes, Some(0));
+    let file = "access_log = true\ntoken_cache_bytes = 1048576\n";
+    let config = resolve_with(REAL, Some(file)).unwrap();
+    assert!(config.access_log);
+    assert_eq!(config.auth.token_cache_bytes, Some(1_048_576));
+    let config = resolve_with(&[REAL, &["--access-log=false"]].concat(), Some(file)).unwrap();
+    assert!(!config.access_log);
+    assert!(Args::try_parse_from(["gateway", "--token-cache-bytes", "lots"]).is_err());
 }
 
 #[test]

@@ -27,6 +27,8 @@ pub struct FileConfig {
     pub(super) realm: Option<String>,
     pub(super) shutdown_timeout: Option<String>,
     pub(super) log_format: Option<String>,
+    pub(super) access_log: Option<bool>,
+    pub(super) token_cache_bytes: Option<u64>,
     pub(super) allow_path_params: Option<bool>,
     pub(super) allow_any_issuer: Option<bool>,
     pub(super) admin_listen: Option<String>,

@@ -8,8 +8,7 @@
 
 use axum::body::Body;
 use http::header::{HeaderMap, HeaderName};
-use http::{Request, Response, StatusCode, Uri};
-use tower_jwt_auth::VerifiedToken;
+use http::{Extensions, Request, Response, StatusCode, Uri};
 
 use crate::headers::ClaimHeaders;
 use crate::routes::PathError;
@@ -73,14 +72,19 @@ fn path_of(target: &str) -> String {
     }
 }
 
-/// `200` for an allowed request: with the `x-auth-*` headers of the verified `token`, for the
-/// proxy to copy onto the request it forwards (`auth_request_set`, `authResponseHeaders`,
-/// `copy_headers`, `allowed_upstream_headers`); without them on a public path.
-pub fn allow(claim_headers: &ClaimHeaders, token: Option<&VerifiedToken>) -> Response<Body> {
+/// `200` for an allowed request: with the `x-auth-*` headers of the token the layer verified
+/// (found in the check request's `extensions`), for the proxy to copy onto the request it
+/// forwards (`auth_request_set`, `authResponseHeaders`, `copy_headers`,
+/// `allowed_upstream_headers`); without them on a public path.
+pub fn allow(
+    claim_headers: &ClaimHeaders,
+    extensions: &Extensions,
+    authenticated: bool,
+) -> Response<Body> {
     let mut response = Response::new(Body::empty());
     *response.status_mut() = StatusCode::OK;
-    if let Some(token) = token {
-        claim_headers.insert(response.headers_mut(), token);
+    if authenticated {
+        claim_headers.insert_verified(response.headers_mut(), extensions);
     }
     response
 }

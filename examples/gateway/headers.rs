@@ -7,8 +7,10 @@ use std::net::IpAddr;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use http::Extensions;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
-use tower_jwt_auth::VerifiedToken;
+use serde_json::Value;
+use tower_jwt_auth::{Claims, VerifiedToken};
 
 use crate::config::{Forwarding, ISS_HEADER, SCOPE_HEADER, SUB_HEADER};
 
@@ -18,59 +20,68 @@ pub static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-h
 pub static X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
 
 /// The hop-by-hop headers of RFC 9110 §7.6.1 (and the legacy ones proxies also drop).
-const HOP_BY_HOP: &[&str] = &[
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
+static HOP_BY_HOP: [HeaderName; 9] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    header::PROXY_AUTHENTICATE,
+    header::PROXY_AUTHORIZATION,
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
 ];
 
 /// Forwarding headers the gateway writes itself, or drops because only a proxy may set them
 /// (an upstream would trust them to rebuild the URL, the client address or the path).
-const FORWARDING: &[&str] = &[
-    "forwarded",
-    "x-forwarded-for",
-    "x-forwarded-proto",
-    "x-forwarded-host",
-    "x-forwarded-port",
-    "x-forwarded-prefix",
-    "x-forwarded-method",
-    "x-forwarded-uri",
-    "x-real-ip",
-    "x-original-url",
-    "x-original-uri",
-    "x-original-method",
-    "x-rewrite-url",
+static FORWARDING: [HeaderName; 13] = [
+    header::FORWARDED,
+    HeaderName::from_static("x-forwarded-for"),
+    HeaderName::from_static("x-forwarded-proto"),
+    HeaderName::from_static("x-forwarded-host"),
+    HeaderName::from_static("x-forwarded-port"),
+    HeaderName::from_static("x-forwarded-prefix"),
+    HeaderName::from_static("x-forwarded-method"),
+    HeaderName::from_static("x-forwarded-uri"),
+    HeaderName::from_static("x-real-ip"),
+    HeaderName::from_static("x-original-url"),
+    HeaderName::from_static("x-original-uri"),
+    HeaderName::from_static("x-original-method"),
+    HeaderName::from_static("x-rewrite-url"),
 ];
 
 pub fn is_hop_by_hop(name: &HeaderName) -> bool {
-    HOP_BY_HOP.contains(&name.as_str())
+    HOP_BY_HOP.contains(name)
 }
 
 /// Whether the gateway writes or drops `name` itself.
 pub fn is_forwarding(name: &str) -> bool {
-    FORWARDING.contains(&name)
+    FORWARDING.iter().any(|managed| managed.as_str() == name)
 }
 
 /// Removes the hop-by-hop headers, including those the `Connection` header names.
 pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
-    let named: Vec<HeaderName> = headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|value| value.split(','))
-        .filter_map(|name| HeaderName::try_from(name.trim()).ok())
-        .collect();
-    for name in named {
-        headers.remove(name);
+    // One pass over the few headers a request has, rather than nine removals that each hash a
+    // name: most requests and responses carry none of them.
+    if !headers.keys().any(is_hop_by_hop) {
+        return;
     }
-    for name in HOP_BY_HOP {
-        headers.remove(*name);
+    // Most requests have no `Connection` header (HTTP/1.1 keeps the connection alive without
+    // one): nothing to collect then.
+    if headers.contains_key(header::CONNECTION) {
+        let named: Vec<HeaderName> = headers
+            .get_all(header::CONNECTION)
+            .iter()
+            .filter_map(|value| value.to_str().ok())
+            .flat_map(|value| value.split(','))
+            .filter_map(|name| HeaderName::try_from(name.trim()).ok())
+            .collect();
+        for name in named {
+            headers.remove(name);
+        }
+    }
+    for name in &HOP_BY_HOP {
+        headers.remove(name);
     }
 }
 
@@ -106,21 +117,35 @@ impl ClaimHeaders {
             .chain(self.payload.iter())
     }
 
-    fn is_claim_header(&self, name: &str) -> bool {
-        self.names().any(|managed| managed.as_str() == name)
+    /// Whether `name` (lower case, as a `HeaderName` is) is a managed header in some spelling.
+    fn is_spoofed(&self, name: &str) -> bool {
+        if !name.contains('_') {
+            return self.names().any(|managed| managed.as_str() == name);
+        }
+        // `x_auth_sub` and `x-auth_sub` are `x-auth-sub` to a CGI upstream: compare with `_` read
+        // as `-`, without building the dashed name.
+        let same = |managed: &str| {
+            managed.len() == name.len()
+                && managed
+                    .bytes()
+                    .zip(name.bytes())
+                    .all(|(m, n)| m == n || (m == b'-' && n == b'_'))
+        };
+        self.names().any(|managed| same(managed.as_str()))
+            || FORWARDING.iter().any(|managed| same(managed.as_str()))
     }
 
     /// Removes from a client's request every header the gateway sets from claims, and every
     /// spelling of a managed header with `_` for `-` (`x_auth_sub`, `x_forwarded_for`). The
     /// forwarding headers themselves are left to [`set_forwarding`].
     pub fn remove_spoofed(&self, headers: &mut HeaderMap) {
+        // Checked without allocating; the names are collected only when there is one to remove.
+        if !headers.keys().any(|name| self.is_spoofed(name.as_str())) {
+            return;
+        }
         let spoofed: Vec<HeaderName> = headers
             .keys()
-            .filter(|name| {
-                let name = name.as_str();
-                let dashed = name.replace('_', "-");
-                self.is_claim_header(&dashed) || (dashed != name && is_forwarding(&dashed))
-            })
+            .filter(|name| self.is_spoofed(name.as_str()))
             .cloned()
             .collect();
         for name in spoofed {
@@ -128,19 +153,29 @@ impl ClaimHeaders {
         }
     }
 
-    /// Adds the headers for a verified token: its claims (a claim that is absent, or whose value
-    /// can't be a header value, is left out), its scopes as the crate read them, and the whole
-    /// payload if configured.
-    pub fn insert(&self, headers: &mut HeaderMap, token: &VerifiedToken) {
-        let claims: serde_json::Value =
-            serde_json::from_str(token.payload_json()).unwrap_or_default();
+    /// Adds the headers for the verified token and claims the layer put in `extensions`; none
+    /// when they are not there (a public path).
+    pub fn insert_verified(&self, headers: &mut HeaderMap, extensions: &Extensions) {
+        if let (Some(token), Some(Claims(claims))) = (
+            extensions.get::<VerifiedToken>(),
+            extensions.get::<Claims<Value>>(),
+        ) {
+            self.insert(headers, token, claims);
+        }
+    }
+
+    /// Adds the headers for a verified token, from its `claims` as the layer decoded them (the
+    /// payload is not parsed again): each configured claim (a claim that is absent, or whose
+    /// value can't be a header value, is left out), its scopes as the crate read them, and the
+    /// whole payload if configured.
+    pub fn insert(&self, headers: &mut HeaderMap, token: &VerifiedToken, claims: &Value) {
         for (claim, header) in &self.claims {
-            let text = match claims.get(claim) {
-                None | Some(serde_json::Value::Null) => continue,
-                Some(serde_json::Value::String(text)) => text.clone(),
-                Some(other) => other.to_string(),
+            let value = match claims.get(claim) {
+                None | Some(Value::Null) => continue,
+                Some(Value::String(text)) => HeaderValue::from_str(text),
+                Some(other) => HeaderValue::try_from(other.to_string()),
             };
-            match HeaderValue::from_bytes(text.as_bytes()) {
+            match value {
                 Ok(value) => {
                     headers.insert(header.clone(), value);
                 }
@@ -149,11 +184,16 @@ impl ClaimHeaders {
                 }
             }
         }
-        let scopes: Vec<&str> = token.scopes().collect();
-        if !scopes.is_empty()
-            && let Ok(value) = HeaderValue::from_str(&scopes.join(" "))
-        {
-            headers.insert(self.scope.clone(), value);
+        let mut scopes = token.scopes();
+        if let Some(first) = scopes.next() {
+            let mut text = first.to_owned();
+            for scope in scopes {
+                text.push(' ');
+                text.push_str(scope);
+            }
+            if let Ok(value) = HeaderValue::try_from(text) {
+                headers.insert(self.scope.clone(), value);
+            }
         }
         if let Some(header) = &self.payload
             && let Ok(value) = HeaderValue::try_from(URL_SAFE_NO_PAD.encode(token.payload_json()))
@@ -172,50 +212,59 @@ pub fn set_forwarding(
     client_ip: Option<IpAddr>,
     host: Option<HeaderValue>,
 ) {
-    let chain = client_ip.map(|ip| {
-        let mut chain: Vec<String> = headers
+    let ip = client_ip.map(|ip| ip.to_string());
+    let chain = ip.as_deref().map(|ip| {
+        let mut chain = String::new();
+        for hop in headers
             .get_all(&X_FORWARDED_FOR)
             .iter()
             .filter_map(|value| value.to_str().ok())
-            .map(|value| value.trim().to_owned())
+            .map(str::trim)
             .filter(|value| !value.is_empty())
-            .collect();
-        chain.push(ip.to_string());
-        chain.join(", ")
+        {
+            chain.push_str(hop);
+            chain.push_str(", ");
+        }
+        chain.push_str(ip);
+        chain
     });
-    for name in FORWARDING {
-        headers.remove(*name);
+    for name in &FORWARDING {
+        headers.remove(name);
     }
-    if let Some(value) = chain.and_then(|chain| HeaderValue::from_str(&chain).ok()) {
+    if let Some(value) = chain.and_then(|chain| HeaderValue::try_from(chain).ok()) {
         headers.insert(X_FORWARDED_FOR.clone(), value);
     }
-    if let Some(value) = client_ip.and_then(|ip| HeaderValue::from_str(&ip.to_string()).ok()) {
+    if let Some(value) = ip.as_deref().and_then(|ip| HeaderValue::from_str(ip).ok()) {
         headers.insert(X_REAL_IP.clone(), value);
     }
     headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static("http"));
     if let Some(host) = &host {
         headers.insert(X_FORWARDED_HOST.clone(), host.clone());
     }
-    if let Ok(value) = HeaderValue::from_str(&forwarded_element(client_ip, host.as_ref())) {
+    if let Ok(value) = HeaderValue::try_from(forwarded_element(client_ip, host.as_ref())) {
         headers.insert(header::FORWARDED, value);
     }
 }
 
 /// One RFC 7239 element: `for=…;host="…";proto=http`.
 fn forwarded_element(client_ip: Option<IpAddr>, host: Option<&HeaderValue>) -> String {
-    let mut pairs = Vec::with_capacity(3);
-    match client_ip {
-        Some(IpAddr::V4(ip)) => pairs.push(format!("for={ip}")),
-        Some(IpAddr::V6(ip)) => pairs.push(format!("for=\"[{ip}]\"")),
-        None => pairs.push("for=unknown".to_owned()),
-    }
+    use std::fmt::Write as _;
+    let mut element = String::with_capacity(64);
+    // Writing to a `String` can't fail.
+    let _ = match client_ip {
+        Some(IpAddr::V4(ip)) => write!(element, "for={ip}"),
+        Some(IpAddr::V6(ip)) => write!(element, "for=\"[{ip}]\""),
+        None => write!(element, "for=unknown"),
+    };
     if let Some(host) = host.and_then(|host| host.to_str().ok())
         && !host.contains(['"', '\\'])
     {
-        pairs.push(format!("host=\"{host}\""));
+        element.push_str(";host=\"");
+        element.push_str(host);
+        element.push('"');
     }
-    pairs.push("proto=http".to_owned());
-    pairs.join(";")
+    element.push_str(";proto=http");
+    element
 }
 
 #[cfg(test)]

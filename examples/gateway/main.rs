@@ -23,8 +23,10 @@ mod tests;
 mod upgrade;
 mod upstream;
 
+use std::io::IsTerminal as _;
 use std::process::ExitCode;
 
+use tracing_appender::non_blocking::WorkerGuard;
 use tracing_subscriber::EnvFilter;
 
 use crate::config::{Args, Command, LogFormat};
@@ -41,7 +43,8 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    init_logging(config.log_format);
+    // Flushes the log lines still queued when `main` returns.
+    let _logs = init_logging(config.log_format, config.access_log);
     for var in config::unknown_env_vars(std::env::vars().map(|(name, _)| name)) {
         tracing::warn!(
             var,
@@ -105,16 +108,37 @@ async fn run(config: config::Config) -> ExitCode {
     }
 }
 
-/// Logs to stderr (stdout is for the demo banner), filtered by `RUST_LOG` (default `info`).
-fn init_logging(format: LogFormat) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+/// Logs to stderr (stdout is for the demo banner), filtered by `RUST_LOG` (default `info`), with
+/// `gateway::access` at `info` too when the access log is on (unless `RUST_LOG` names it).
+///
+/// The lines are formatted on the request's thread but written by a thread of their own, behind
+/// a bounded queue (`tracing-appender`): a slow or blocked stderr never holds a request up. When
+/// the queue is full (128,000 lines waiting) further lines are dropped rather than requests
+/// slowed; the returned guard flushes the queue when dropped. Colour only on a terminal.
+fn init_logging(format: LogFormat, access_log: bool) -> WorkerGuard {
+    let mut filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let names_access =
+        std::env::var("RUST_LOG").is_ok_and(|value| value.contains("gateway::access"));
+    if access_log
+        && !names_access
+        && let Ok(directive) = "gateway::access=info".parse()
+    {
+        filter = filter.add_directive(directive);
+    }
+    let ansi = std::io::stderr().is_terminal();
+    // Buffered: the writer thread flushes whenever its queue is empty, so lines are not held
+    // back, and a burst of them is written in a few system calls rather than one each.
+    let (writer, guard) =
+        tracing_appender::non_blocking(std::io::BufWriter::new(std::io::stderr()));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_ansi(ansi)
+        .with_writer(writer);
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),
     }
+    guard
 }
 
 /// SIGINT (Ctrl-C) or, on Unix, SIGTERM.

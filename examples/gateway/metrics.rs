@@ -18,6 +18,8 @@ use prometheus_client::registry::{Registry, Unit};
 use serde_json::Value;
 use tower_jwt_auth::JwtAuthLayer;
 
+use crate::proxy::UpstreamFailure;
+
 /// The content type of the OpenMetrics text exposition, which Prometheus scrapes natively.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
@@ -57,13 +59,36 @@ impl Outcome {
     }
 }
 
+/// The outcomes whose series are resolved once, at start (a rejection's series depends on its
+/// cause and is looked up in its family).
+const FIXED_OUTCOMES: [Outcome; 4] = [
+    Outcome::Accepted,
+    Outcome::Public,
+    Outcome::BadRequest,
+    Outcome::NotReady,
+];
+
+/// The series of one outcome: each handle shares its value with the family's series.
+#[derive(Clone)]
+struct Series {
+    requests: Counter,
+    duration: Histogram,
+}
+
 /// The gateway's metrics; cheap to clone.
+///
+/// On the request path, recording a request of a [`FIXED_OUTCOMES`] outcome is an atomic
+/// increment and a histogram observation on handles resolved at start: no label set is built,
+/// hashed or looked up under the family's lock.
 #[derive(Clone)]
 pub struct Metrics {
     registry: Arc<Registry>,
     requests: Family<Labels, Counter>,
     duration: Family<Labels, Histogram>,
-    upstream_failures: Family<Labels, Counter>,
+    /// By the outcome's index in [`FIXED_OUTCOMES`].
+    fixed: Arc<[Series; 4]>,
+    /// By [`UpstreamFailure`]: unreachable, timeout.
+    failures: Arc<[Counter; 2]>,
 }
 
 impl fmt::Debug for Metrics {
@@ -101,32 +126,45 @@ impl Metrics {
             upstream_failures.clone(),
         );
         registry.register_collector(Box::new(KeySetCollector { layer }));
-        // The usual series exist from the start, at zero.
-        for outcome in [Outcome::Accepted, Outcome::Public] {
-            drop(requests.get_or_create(&outcome.labels()));
-        }
-        for kind in ["unreachable", "timeout"] {
-            drop(upstream_failures.get_or_create(&vec![("kind", kind)]));
-        }
+        // The usual series exist from the start, at zero, and their handles are kept.
+        let fixed = FIXED_OUTCOMES.map(|outcome| Series {
+            requests: requests.get_or_create_owned(&outcome.labels()),
+            duration: duration.get_or_create_owned(&vec![("outcome", outcome.name())]),
+        });
+        let failures = [UpstreamFailure::Unreachable, UpstreamFailure::Timeout]
+            .map(|failure| upstream_failures.get_or_create_owned(&vec![("kind", failure.label())]));
         Self {
             registry: Arc::new(registry),
             requests,
             duration,
-            upstream_failures,
+            fixed: Arc::new(fixed),
+            failures: Arc::new(failures),
         }
     }
 
     pub fn record(&self, outcome: Outcome, elapsed: Duration) {
-        self.requests.get_or_create(&outcome.labels()).inc();
-        self.duration
-            .get_or_create(&vec![("outcome", outcome.name())])
-            .observe(elapsed.as_secs_f64());
+        let seconds = elapsed.as_secs_f64();
+        match FIXED_OUTCOMES.iter().position(|fixed| *fixed == outcome) {
+            Some(index) => {
+                let series = &self.fixed[index];
+                series.requests.inc();
+                series.duration.observe(seconds);
+            }
+            None => {
+                self.requests.get_or_create(&outcome.labels()).inc();
+                self.duration
+                    .get_or_create(&vec![("outcome", outcome.name())])
+                    .observe(seconds);
+            }
+        }
     }
 
-    pub fn upstream_failure(&self, kind: &'static str) {
-        self.upstream_failures
-            .get_or_create(&vec![("kind", kind)])
-            .inc();
+    pub fn upstream_failure(&self, failure: UpstreamFailure) {
+        let index = match failure {
+            UpstreamFailure::Unreachable => 0,
+            UpstreamFailure::Timeout => 1,
+        };
+        self.failures[index].inc();
     }
 
     /// The OpenMetrics text exposition.

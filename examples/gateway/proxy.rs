@@ -14,7 +14,6 @@ use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
-use tower_jwt_auth::VerifiedToken;
 
 use crate::config::Forwarding;
 use crate::headers::{ClaimHeaders, remove_hop_by_hop, set_forwarding};
@@ -75,14 +74,15 @@ impl Forwarder {
         })
     }
 
-    /// Forwards `request` to the canonical `path` (with the verified `token`, or `None` on a
-    /// public path) and returns the upstream's response, or a `502`/`504` with the failure in its
-    /// extensions. An `Upgrade` request answered `101` is tunnelled from then on.
+    /// Forwards `request` to the canonical `path` and returns the upstream's response, or a
+    /// `502`/`504` with the failure in its extensions. With `authenticated`, the verified token
+    /// and claims the layer put in the request's extensions become the claim headers (none on a
+    /// public path). An `Upgrade` request answered `101` is tunnelled from then on.
     pub async fn forward(
         &self,
         mut request: Request<Body>,
         path: &CheckedPath,
-        token: Option<&VerifiedToken>,
+        authenticated: bool,
     ) -> Response<Body> {
         let upgrade = upgrade::requested(request.headers());
         let client_upgrade = upgrade.is_some().then(|| hyper::upgrade::on(&mut request));
@@ -110,8 +110,9 @@ impl Forwarder {
         headers.remove(header::HOST);
         headers.remove(header::EXPECT);
         set_forwarding(headers, client_ip, original_host);
-        if let Some(token) = token {
-            self.claim_headers.insert(headers, token);
+        if authenticated {
+            self.claim_headers
+                .insert_verified(headers, &parts.extensions);
         }
         if let Some(protocol) = &upgrade {
             headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
@@ -172,17 +173,23 @@ impl Forwarder {
 
     /// The upstream's base URL joined with the canonical path and the request's query.
     fn upstream_uri(&self, path: &CheckedPath, uri: &Uri) -> Result<Uri, http::Error> {
-        let query = uri
-            .query()
-            .map_or(String::new(), |query| format!("?{query}"));
+        let encoded = path.encoded();
+        let query = uri.query();
+        let mut path_and_query = String::with_capacity(
+            self.upstream.base_path.len()
+                + encoded.len()
+                + query.map_or(0, |query| query.len() + 1),
+        );
+        path_and_query.push_str(&self.upstream.base_path);
+        path_and_query.push_str(&encoded);
+        if let Some(query) = query {
+            path_and_query.push('?');
+            path_and_query.push_str(query);
+        }
         Uri::builder()
             .scheme(self.upstream.scheme.clone())
             .authority(self.upstream.authority.clone())
-            .path_and_query(format!(
-                "{}{}{query}",
-                self.upstream.base_path,
-                path.encoded()
-            ))
+            .path_and_query(path_and_query)
             .build()
     }
 }

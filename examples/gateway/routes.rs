@@ -6,6 +6,8 @@
 //! separators, `;` path parameters, `%25` that a second decoding would turn into an escape …) is
 //! refused with `400`.
 
+use std::borrow::Cow;
+
 use percent_encoding::{AsciiSet, CONTROLS, percent_decode_str, utf8_percent_encode};
 
 use crate::config::{RouteRules, ScopeRule};
@@ -79,9 +81,10 @@ impl CheckedPath {
         &self.0
     }
 
-    /// The decoded path encoded again, as the upstream gets it.
-    pub fn encoded(&self) -> String {
-        utf8_percent_encode(&self.0, PATH_ENCODE).to_string()
+    /// The decoded path encoded again, as the upstream gets it (borrowed when nothing needs
+    /// encoding, as in most paths).
+    pub fn encoded(&self) -> Cow<'_, str> {
+        utf8_percent_encode(&self.0, PATH_ENCODE).into()
     }
 }
 

@@ -397,14 +397,22 @@ async fn wait_for(client: &Client, selector: &str) {
         .unwrap_or_else(|err| panic!("waiting for `{selector}`: {err}"));
 }
 
+/// The text of the element at `selector`. The page re-renders some elements (the relative
+/// times tick every second), so an element found may be replaced before its text is read: it
+/// is found again then, a bounded number of times.
 async fn text(client: &Client, selector: &str) -> String {
-    client
-        .find(Locator::Css(selector))
-        .await
-        .unwrap_or_else(|err| panic!("`{selector}`: {err}"))
-        .text()
-        .await
-        .unwrap()
+    let mut attempts = 0;
+    loop {
+        let element = client
+            .find(Locator::Css(selector))
+            .await
+            .unwrap_or_else(|err| panic!("`{selector}`: {err}"));
+        match element.text().await {
+            Ok(text) => return text,
+            Err(err) if err.is_stale_element_reference() && attempts < 10 => attempts += 1,
+            Err(err) => panic!("text of `{selector}`: {err}"),
+        }
+    }
 }
 
 async fn click(client: &Client, selector: &str) {
