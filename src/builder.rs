@@ -11,6 +11,7 @@ use crate::authenticator::{AsyncValidator, AuthConfig, Authenticator};
 use crate::cache::TokenCache;
 use crate::claims::{Claims, VerifiedToken};
 use crate::clock::{Clock, SharedClock};
+use crate::dpop::{DpopConfig, SenderConstraint};
 use crate::error::ConfigError;
 use crate::issuer::{Issuer, RemoteContext, check_issuers_are_distinct};
 use crate::jws::HeaderMemo;
@@ -48,6 +49,8 @@ pub struct JwtAuthBuilder<T> {
     start_without_keys: bool,
     http_policy: HttpPolicy,
     token_cache_bytes: u64,
+    dpop: DpopConfig,
+    external_url: Option<String>,
 }
 
 impl<T> fmt::Debug for JwtAuthBuilder<T> {
@@ -71,6 +74,8 @@ impl<T> fmt::Debug for JwtAuthBuilder<T> {
             .field("start_without_keys", &self.start_without_keys)
             .field("http_policy", &self.http_policy)
             .field("token_cache_bytes", &self.token_cache_bytes)
+            .field("dpop", &self.dpop)
+            .field("external_url", &self.external_url)
             .finish()
     }
 }
@@ -96,6 +101,8 @@ impl<T> Default for JwtAuthBuilder<T> {
             start_without_keys: false,
             http_policy: HttpPolicy::LoopbackOnly,
             token_cache_bytes: DEFAULT_TOKEN_CACHE_BYTES,
+            dpop: DpopConfig::default(),
+            external_url: None,
         }
     }
 }
@@ -325,6 +332,23 @@ where
         self
     }
 
+    /// How DPoP proofs are checked (algorithms, time window, replay cache, nonces), for the
+    /// issuers that allow DPoP ([`Issuer::dpop`]). See [`crate::dpop`]. Default:
+    /// [`DpopConfig::default`].
+    pub fn dpop(mut self, config: DpopConfig) -> Self {
+        self.dpop = config;
+        self
+    }
+
+    /// The absolute base URL clients address this service by, e.g. `https://api.example.com`
+    /// (or `https://example.com/api` when a proxy strips `/api`): a DPoP proof's `htu` must equal
+    /// it followed by the request's path. Required once an issuer allows DPoP, since behind a
+    /// proxy the service can't know it from the request. Default: none.
+    pub fn external_url(mut self, url: impl Into<String>) -> Self {
+        self.external_url = Some(url.into());
+        self
+    }
+
     /// Reads every key source, makes the first fetch of the remote ones, and builds the layer.
     ///
     /// Remote key sources need a Tokio runtime (their refresh runs as a task on it).
@@ -345,6 +369,18 @@ where
             });
         }
         check_issuers_are_distinct(&self.issuers)?;
+        let external_url = self
+            .external_url
+            .as_deref()
+            .map(crate::dpop::external_base)
+            .transpose()?;
+        let dpop_algs = self.dpop.algs_param();
+        let sender = SenderConstraint::new(
+            self.issuers.iter().map(Issuer::dpop_policy).collect(),
+            self.dpop,
+            external_url,
+            self.max_token_len,
+        )?;
         let has_remote = self.issuers.iter().any(Issuer::has_remote_source);
         if has_remote {
             self.refresh_policy.check()?;
@@ -395,15 +431,20 @@ where
             extractor: TokenExtractor {
                 extra_sources: self.token_sources.into_boxed_slice(),
                 max_len: self.max_token_len,
+                dpop_scheme: sender.dpop_enabled(),
             },
             clock: self.clock,
             async_validators: self.async_validators.into_boxed_slice(),
             cors_preflight: self.cors_preflight,
+            sender,
         };
-        let rejection = match self.realm {
+        let mut rejection = match self.realm {
             Some(realm) => DefaultRejection::with_realm(realm),
             None => DefaultRejection::default(),
         };
+        if config.sender.dpop_enabled() {
+            rejection = rejection.dpop_challenge(dpop_algs, config.sender.bearer_accepted());
+        }
         Ok(JwtAuthLayer::new(Authenticator::new(config), rejection))
     }
 }

@@ -174,6 +174,7 @@ mod tests {
             registered,
             Box::default(),
             payload.into(),
+            crate::dpop::Confirmation::default(),
         );
         cache.insert(
             TokenCache::<()>::hash(token),

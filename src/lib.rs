@@ -99,6 +99,7 @@ mod builder;
 mod cache;
 mod claims;
 mod clock;
+pub mod dpop;
 mod error;
 #[cfg(feature = "axum")]
 mod extract;
@@ -129,6 +130,7 @@ pub use claims::{
     VerifiedToken,
 };
 pub use clock::{Clock, SystemClock};
+pub use dpop::{ClientCertificate, Confirmation};
 pub use error::{AuthError, ConfigError, ErrorCode};
 #[cfg(feature = "axum")]
 pub use extract::{ClaimsRejection, ClaimsRejectionKind, RequireScopes, ScopeRequirement};

@@ -20,7 +20,6 @@ use tokio::time::Instant;
 
 pub use jwk::SkippedKey;
 pub use policy::RefreshPolicy;
-#[cfg(test)]
 pub(crate) use prepared::KeyMaterial;
 pub(crate) use prepared::{PreparedKey, SignatureKey};
 pub use refresh::{FetchCounts, KeySetStatus};
