@@ -64,6 +64,8 @@ pub(crate) struct AuthConfig<T> {
     pub(crate) cors_preflight: bool,
     /// DPoP and certificate binding (`cnf`) checks.
     pub(crate) sender: SenderConstraint,
+    /// The RFC 9728 metadata, completed by the builder.
+    pub(crate) resource: Option<crate::resource::ProtectedResource>,
 }
 
 /// Decides whether a request may pass, and with which claims. Cheap to clone.
@@ -109,6 +111,10 @@ impl<T> Authenticator<T> {
 
     pub(crate) fn verifier(&self) -> &Verifier<T> {
         &self.config.verifier
+    }
+
+    pub(crate) fn resource(&self) -> Option<&crate::resource::ProtectedResource> {
+        self.config.resource.as_ref()
     }
 }
 

@@ -104,6 +104,14 @@ impl Issuer {
         (self.iss.clone(), self.dpop)
     }
 
+    /// Requires `audience` as `aud` if no audience was set (RFC 8707: the protected resource's
+    /// identifier is the audience of the tokens meant for it).
+    pub(crate) fn default_audience(&mut self, audience: &str) {
+        if self.audiences.is_empty() {
+            self.audiences.push(audience.to_owned());
+        }
+    }
+
     /// Whether one of its key sources is fetched over the network.
     pub(crate) fn has_remote_source(&self) -> bool {
         self.keys.iter().any(KeySource::is_remote)

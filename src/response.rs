@@ -52,6 +52,8 @@ pub struct DefaultRejection {
     realm: Option<Arc<str>>,
     /// The `algs` of a `DPoP` challenge, and whether a `Bearer` one goes with it.
     dpop: Option<(Arc<str>, bool)>,
+    /// The URL of the RFC 9728 metadata, sent as `resource_metadata` in every challenge.
+    resource_metadata: Option<Arc<str>>,
 }
 
 impl DefaultRejection {
@@ -69,6 +71,15 @@ impl DefaultRejection {
         self.dpop = Some((algs.into(), bearer));
         self
     }
+
+    /// Challenges with `resource_metadata="url"` (RFC 9728 §5.1), the URL of the protected
+    /// resource's metadata. The layer sets this itself with
+    /// [`JwtAuthBuilder::protected_resource`](crate::JwtAuthBuilder::protected_resource); give it
+    /// to an [`Authorize`](crate::Authorize) with `with_rejection` so that its `403`s carry it too.
+    pub fn resource_metadata(mut self, url: impl Into<Arc<str>>) -> Self {
+        self.resource_metadata = Some(url.into());
+        self
+    }
 }
 
 impl<B: Default> RejectionResponse<B> for DefaultRejection {
@@ -78,15 +89,21 @@ impl<B: Default> RejectionResponse<B> for DefaultRejection {
         let headers = response.headers_mut();
         // A server fault is not a challenge.
         if !error.status().is_server_error() || matches!(error, AuthError::KeysUnavailable { .. }) {
+            let metadata = self.resource_metadata.as_deref();
+            let extra: &[(&str, &str)] = match &metadata {
+                Some(url) => &[("resource_metadata", url)],
+                None => &[],
+            };
             match &self.dpop {
                 None => {
                     headers.insert(
                         WWW_AUTHENTICATE,
-                        www_authenticate(error, self.realm.as_deref()),
+                        challenge("Bearer", Some(error), self.realm.as_deref(), extra),
                     );
                 }
                 Some((algs, bearer)) => {
-                    crate::dpop::challenges(headers, error, self.realm.as_deref(), algs, *bearer);
+                    let realm = self.realm.as_deref();
+                    crate::dpop::challenges(headers, error, realm, algs, *bearer, extra);
                 }
             }
         }

@@ -195,6 +195,7 @@ pub(crate) fn challenges(
     realm: Option<&str>,
     algs: &str,
     bearer: bool,
+    extra: &[(&str, &str)],
 ) {
     use crate::AuthError;
     use crate::response::challenge;
@@ -202,7 +203,12 @@ pub(crate) fn challenges(
 
     headers.append(
         WWW_AUTHENTICATE,
-        challenge("DPoP", Some(error), realm, &[("algs", algs)]),
+        challenge(
+            "DPoP",
+            Some(error),
+            realm,
+            &[&[("algs", algs)], extra].concat(),
+        ),
     );
     if bearer {
         let proof_only = matches!(
@@ -211,7 +217,7 @@ pub(crate) fn challenges(
         );
         headers.append(
             WWW_AUTHENTICATE,
-            challenge("Bearer", (!proof_only).then_some(error), realm, &[]),
+            challenge("Bearer", (!proof_only).then_some(error), realm, extra),
         );
     }
 }
