@@ -71,7 +71,40 @@ impl Confirmation {
 /// request extensions by the TLS-terminating server (or by trusted code reading a proxy's header).
 ///
 /// A token with `cnf.x5t#S256` is accepted only when this extension is present and its SHA-256
-/// matches. Insert it only from the TLS layer: the layer trusts it as given.
+/// matches. Insert it only from the TLS layer: the layer trusts it as given. With a rustls
+/// server that requires client certificates (`WebPkiClientVerifier`), per connection
+/// (`tests/mtls.rs` runs the whole server):
+///
+/// ```
+/// use http::Request;
+/// use tower::Layer as _;
+/// use tower_jwt_auth::ClientCertificate;
+///
+/// /// Wraps `app` for one accepted TLS connection.
+/// fn with_client_certificate<S, B>(
+///     tls: &tokio_rustls::server::TlsStream<tokio::net::TcpStream>,
+///     app: S,
+/// ) -> tower::util::MapRequest<S, impl Fn(Request<B>) -> Request<B> + Clone> {
+///     let certificate = tls
+///         .get_ref()
+///         .1
+///         .peer_certificates()
+///         .and_then(|chain| chain.first())
+///         .map(|der| ClientCertificate::new(der.to_vec()));
+///     tower::util::MapRequestLayer::new(move |mut request: Request<B>| {
+///         if let Some(certificate) = &certificate {
+///             request.extensions_mut().insert(certificate.clone());
+///         }
+///         request
+///     })
+///     .layer(app)
+/// }
+/// # let _ = with_client_certificate::<tower::util::BoxCloneService<Request<()>, (), ()>, ()>;
+/// ```
+///
+/// Behind a TLS-terminating proxy, trusted code can build it from the proxy's header instead
+/// (e.g. nginx's `$ssl_client_escaped_cert`, URL-encoded PEM), after removing any copy of that
+/// header the client sent.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClientCertificate(Arc<[u8]>);
 
