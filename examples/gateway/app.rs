@@ -80,6 +80,7 @@ struct Ready {
     target: Target,
     routes: Arc<RouteRules>,
     token_from_websocket_protocol: bool,
+    sender: crate::sender::SenderSettings,
 }
 
 /// What an allowed request gets: forwarded to the upstream, or, in forward-auth mode, a `200` for
@@ -194,6 +195,14 @@ pub async fn start(config: Config, listener: TcpListener) -> Result<Gateway, Sta
         forward_auth: matches!(config.mode, Mode::ForwardAuth { .. }),
     });
     let mut app = Router::new().route("/healthz", get(health::healthz));
+    // The RFC 9728 document, public, at its well-known path and the root form.
+    if let Some(resource) = &config.auth.sender.resource {
+        let path = tower_jwt_auth::ProtectedResource::new(resource.clone()).well_known_path();
+        app = app.route(&path, get(resource_metadata));
+        if path != tower_jwt_auth::WELL_KNOWN_PREFIX {
+            app = app.route(tower_jwt_auth::WELL_KNOWN_PREFIX, get(resource_metadata));
+        }
+    }
     if admin_listener.is_none() {
         app = app.route("/metrics", get(health::metrics_text));
     }
@@ -282,10 +291,15 @@ async fn prepare(
         None => Target::ForwardAuth(Arc::new(ClaimHeaders::new(&config.forwarding))),
     };
     let routes = Arc::new(config.routes.clone());
-    let rejection = match &config.auth.realm {
+    let mut rejection = match &config.auth.realm {
         Some(realm) => DefaultRejection::with_realm(realm.as_str()),
         None => DefaultRejection::default(),
     };
+    // The 403s of the scope rules challenge like the layer's 401s.
+    if let Some(resource) = layer.protected_resource() {
+        rejection = rejection.resource_metadata(resource.metadata_url());
+    }
+    rejection = config.auth.sender.challenge(rejection);
     // The crate's own scope check and 403, one per rule.
     let authorizers = routes
         .scope_rules
@@ -315,6 +329,7 @@ async fn prepare(
             target,
             routes,
             token_from_websocket_protocol: config.auth.token_from_websocket_protocol,
+            sender: config.auth.sender.clone(),
         },
     ))
 }
@@ -326,8 +341,9 @@ async fn build_layer(
     let auth = &config.auth;
     let mut builder = JwtAuthLayer::<Value>::builder();
     for issuer in issuers {
-        builder = builder.issuer(issuer.to_issuer());
+        builder = builder.issuer(issuer.to_issuer().dpop(auth.sender.dpop));
     }
+    builder = auth.sender.apply(builder);
     if let Some(typ) = &auth.require_typ {
         builder = builder.require_token_type(typ.clone());
     }
@@ -360,6 +376,11 @@ async fn dispatch(State(state): State<Arc<AppState>>, request: Request<Body>) ->
             Ok(request.uri().path().to_owned()),
         ),
     };
+    let mut request = request;
+    if let Some(original) = &original {
+        // For the DPoP proof check against the original request.
+        request.extensions_mut().insert(original.clone());
+    }
     let (response, outcome) = handle(&state, request, path.as_deref().map_err(|e| *e)).await;
     let path = path.unwrap_or_default();
     let elapsed = started.elapsed();
@@ -421,6 +442,7 @@ async fn handle(
         );
     }
     request.extensions_mut().insert(path);
+    ready.sender.prepare(&mut request);
     let response = match ready.protected.clone().oneshot(request).await {
         Ok(response) => response,
         Err(never) => match never {},
@@ -430,6 +452,18 @@ async fn handle(
         None => Outcome::Accepted,
     };
     (response, outcome)
+}
+
+/// The RFC 9728 document of `--resource`, completed by the layer (`503` until it is built).
+async fn resource_metadata(State(state): State<Arc<AppState>>) -> Response<Body> {
+    match state.layer.get().and_then(JwtAuthLayer::protected_resource) {
+        Some(resource) => (
+            [(header::CONTENT_TYPE, "application/json")],
+            resource.to_json(),
+        )
+            .into_response(),
+        None => StatusCode::SERVICE_UNAVAILABLE.into_response(),
+    }
 }
 
 /// What the handler behind the layer needs.

@@ -163,6 +163,8 @@ pub struct AuthSettings {
     pub start_without_keys: bool,
     /// Take the token from `Sec-WebSocket-Protocol: access_token, <jwt>` too.
     pub token_from_websocket_protocol: bool,
+    /// Sender constraint: DPoP, the external URL, the RFC 9728 resource, the certificate header.
+    pub sender: crate::sender::SenderSettings,
 }
 
 /// Which paths skip authentication, and which need scopes.
@@ -299,6 +301,16 @@ pub fn resolve(args: &Args, file: Option<(&Path, &FileConfig)>) -> Result<Config
         allow_insecure_http: flag!(allow_insecure_http),
         start_without_keys: flag!(start_without_keys),
         token_from_websocket_protocol: flag!(token_from_websocket_protocol),
+        sender: crate::sender::SenderSettings::resolve(
+            pick!(dpop),
+            flag!(dpop_nonce),
+            pick!(external_url),
+            pick!(resource),
+            match pick!(client_cert_header) {
+                None => None,
+                Some((name, origin)) => Some(header_name(&name, &origin)?),
+            },
+        )?,
     };
     let allow_any_issuer = flag!(allow_any_issuer);
 
