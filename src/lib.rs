@@ -67,6 +67,16 @@
 //! JSON pointer (e.g. [`KEYCLOAK_REALM_ROLES`]) or any predicate, answering
 //! `403 insufficient_scope`; [`RequireScopes`] does the same from a handler's arguments.
 //!
+//! # Sender-constrained tokens and resource metadata
+//!
+//! - [DPoP](dpop) (RFC 9449), per issuer ([`Issuer::dpop`]): `Authorization: DPoP` with a proof
+//!   checked against the request, replay cache, server nonces; a DPoP-bound token is never
+//!   accepted as a bearer token.
+//! - Certificate-bound tokens (RFC 8705): `cnf.x5t#S256` against the [`ClientCertificate`] your TLS
+//!   server inserts.
+//! - [`ProtectedResource`] (RFC 9728): the metadata document and `resource_metadata` in every
+//!   challenge, as the MCP authorization spec asks.
+//!
 //! # Guides
 //!
 //! - [Migrating from `jwt-authorizer`](guide::migrating_from_jwt_authorizer)

@@ -999,3 +999,31 @@ async fn test_util_mints_bound_tokens_and_proofs_that_pass() {
         Some(key.thumbprint())
     );
 }
+
+#[tokio::test]
+async fn the_binding_is_checked_when_a_decision_has_to_wait_too() {
+    // An async check makes every decision pending; the proof is checked after it.
+    let app =
+        app_with(builder(DpopPolicy::Required).validate_async(|_claims, _token| async { Ok(()) }))
+            .await;
+    let key = ClientKey::es256();
+    let token = key.token();
+    let proof = key.proof("GET", URL, &token);
+    let response = send(
+        &app,
+        dpop_request(Method::GET, "/orders", &token, &[&proof]),
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let response = send(
+        &app,
+        dpop_request(Method::GET, "/orders", &token, &[&proof]),
+    )
+    .await;
+    assert_invalid_proof(&response, "proof replayed", "pending replay");
+    let response = send(&app, bearer_request(&token)).await;
+    assert_eq!(
+        error(&response),
+        AuthError::TokenBinding("DPoP-bound token sent as a bearer token")
+    );
+}
