@@ -287,7 +287,7 @@ where
     /// signature check; `0` switches the cache off. Default: [`DEFAULT_TOKEN_CACHE_BYTES`]
     /// (32 MiB, about 10,000 tokens of 1 KiB).
     ///
-    /// An entry weighs its payload twice (the text kept for [`VerifiedToken::payload`] and, about
+    /// An entry weighs its payload twice (the text kept for [`VerifiedToken::payload_json`] and, about
     /// as much, the decoded claims) plus 320 bytes, so a claims-heavy 8 KiB token counts for what
     /// it costs. An entry is keyed by the SHA-256 of the whole token and lives until the token's
     /// `exp` (an hour at most); a token that is not valid yet is not kept, and an entry whose

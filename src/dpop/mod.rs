@@ -48,7 +48,7 @@
 //!
 //! A DPoP-bound token sent as `Bearer` is refused whatever the policy (no downgrade); under
 //! [`DpopPolicy::Required`] a plain bearer token is refused. A token with `cnf.x5t#S256` needs the
-//! matching [`ClientCertificate`](crate::ClientCertificate).
+//! matching [`ClientCertificate`].
 //!
 //! Challenges carry `WWW-Authenticate: DPoP algs="…"`, plus a `Bearer` challenge while some
 //! issuer still accepts bearer tokens.
