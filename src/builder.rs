@@ -251,7 +251,8 @@ where
     /// synchronous.
     ///
     /// ```
-    ///     /// use std::sync::Arc;
+    /// use std::collections::HashSet;
+    /// use std::sync::Arc;
     /// use tower_jwt_auth::{JwtAuthLayer, RegisteredClaims};
     ///
     /// let banned = Arc::new(HashSet::from(["mallory".to_owned()]));
