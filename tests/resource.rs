@@ -49,6 +49,10 @@ async fn app(layer: JwtAuthLayer<Value>) -> Router {
         .route("/mcp", get(|| async { "ok" }))
         .route("/admin", get(|_: RequireScopes<Admin>| async { "admin" }))
         .route(
+            "/inherited",
+            get(|| async { "ok" }).layer(Authorize::all_scopes(["admin"])),
+        )
+        .route(
             "/authorized",
             get(|| async { "ok" })
                 .layer(Authorize::all_scopes(["admin"]).with_rejection(rejection)),
@@ -159,6 +163,14 @@ async fn every_challenge_carries_resource_metadata() {
         ),
         (
             "/admin",
+            Some(good.as_str()),
+            StatusCode::FORBIDDEN,
+            format!(
+                r#"Bearer error="insufficient_scope", error_description="insufficient scope", scope="admin", resource_metadata="{METADATA}""#
+            ),
+        ),
+        (
+            "/inherited",
             Some(good.as_str()),
             StatusCode::FORBIDDEN,
             format!(
