@@ -52,12 +52,9 @@ impl fmt::Debug for RotatingNonces {
 pub const MIN_NONCE_SECRET_LEN: usize = 32;
 
 impl RotatingNonces {
-    /// Nonces rotating every `interval` (at least one second), with a fresh random secret.
-    ///
-    /// # Panics
-    ///
-    /// Never: if the system's random source fails, the key is derived from the time and the
-    /// address of this value, which is still unpredictable enough for nonces that are no secret.
+    /// Nonces rotating every `interval` (at least one second), with a fresh random secret. Should
+    /// the system's random source fail, the key is derived from the time instead: nonces are no
+    /// secret, they only need to be unpredictable long enough to bound pre-computed proofs.
     pub fn new(interval: Duration) -> Self {
         let key =
             hmac::Key::generate(hmac::HMAC_SHA256, &SystemRandom::new()).unwrap_or_else(|_| {
