@@ -12,8 +12,9 @@ use serde::de::DeserializeOwned;
 
 use crate::claims::{Claims, VerifiedToken};
 use crate::clock::SharedClock;
+use crate::dpop::SenderConstraint;
 use crate::error::AuthError;
-use crate::token::TokenExtractor;
+use crate::token::{Scheme, TokenExtractor};
 use crate::verify::{Failure, Verified, Verifier};
 
 /// A user check that may wait (a database, a revocation service): the claims and the token in,
@@ -61,6 +62,10 @@ pub(crate) struct AuthConfig<T> {
     pub(crate) async_validators: Box<[AsyncValidator<T>]>,
     /// Whether CORS preflight requests pass without a token.
     pub(crate) cors_preflight: bool,
+    /// DPoP and certificate binding (`cnf`) checks.
+    pub(crate) sender: SenderConstraint,
+    /// The RFC 9728 metadata, completed by the builder.
+    pub(crate) resource: Option<crate::resource::ProtectedResource>,
 }
 
 /// Decides whether a request may pass, and with which claims. Cheap to clone.
@@ -107,6 +112,10 @@ impl<T> Authenticator<T> {
     pub(crate) fn verifier(&self) -> &Verifier<T> {
         &self.config.verifier
     }
+
+    pub(crate) fn resource(&self) -> Option<&crate::resource::ProtectedResource> {
+        self.config.resource.as_ref()
+    }
 }
 
 impl<T> Authenticator<T>
@@ -119,17 +128,57 @@ where
         if self.config.cors_preflight && is_cors_preflight(request) {
             return Decision::Ready(Ok(Outcome::Anonymous));
         }
-        let token = match self
+        let (token, scheme) = match self
             .config
             .extractor
-            .extract(request.headers(), request.uri())
+            .extract_with_scheme(request.headers(), request.uri())
         {
-            Ok(Some(token)) => token,
+            Ok(Some(found)) => found,
             Ok(None) if self.optional => return Decision::Ready(Ok(Outcome::Anonymous)),
             Ok(None) => return Decision::Ready(Err(AuthError::MissingToken)),
             Err(error) => return Decision::Ready(Err(error)),
         };
-        self.decide_token(&token)
+        let decision = self.decide_token(&token);
+        self.check_binding(decision, request, scheme, &token)
+    }
+
+    /// Checks a verified token's sender constraint (DPoP proof, client certificate) against the
+    /// request, now or when the pending decision completes.
+    fn check_binding<B>(
+        &self,
+        decision: Decision<T>,
+        request: &Request<B>,
+        scheme: Scheme,
+        token: &str,
+    ) -> Decision<T> {
+        let sender = &self.config.sender;
+        match decision {
+            Decision::Ready(Ok(Outcome::Verified(verified))) => {
+                let presented = sender.presented(request, scheme);
+                let now = self.config.clock.unix_seconds();
+                Decision::Ready(
+                    sender
+                        .check(&presented, token, &verified.token, now)
+                        .map(|()| Outcome::Verified(verified)),
+                )
+            }
+            Decision::Pending(pending) => {
+                let presented = sender.presented(request, scheme);
+                let this = self.clone();
+                let token = token.to_owned();
+                Decision::Pending(Box::pin(async move {
+                    let outcome = pending.await?;
+                    if let Outcome::Verified(verified) = &outcome {
+                        let now = this.config.clock.unix_seconds();
+                        this.config
+                            .sender
+                            .check(&presented, &token, &verified.token, now)?;
+                    }
+                    Ok(outcome)
+                }))
+            }
+            ready => ready,
+        }
     }
 
     /// Decides for a bare token (no request around it).
@@ -199,6 +248,10 @@ where
             Decision::Pending(pending) => pending.await,
         };
         match outcome? {
+            // Without a request there is no proof or certificate to check a binding against.
+            Outcome::Verified(verified) if verified.token.confirmation().is_bound() => Err(
+                AuthError::TokenBinding("sender-constrained token checked without its request"),
+            ),
             Outcome::Verified(verified) => Ok(verified),
             // A bare token is never anonymous.
             Outcome::Anonymous => Err(AuthError::MissingToken),

@@ -15,7 +15,7 @@ use tower_service::Service;
 use crate::authenticator::Anonymous;
 use crate::claims::{Claims, VerifiedToken};
 use crate::error::AuthError;
-use crate::response::{DefaultRejection, RejectionResponse, reject};
+use crate::response::{DefaultRejection, LayerRejection, RejectionResponse, reject};
 
 type Check = dyn Fn(&Extensions) -> Option<bool> + Send + Sync;
 
@@ -46,6 +46,10 @@ pub struct Authorize<R = DefaultRejection> {
     /// What the challenge names as the missing scope.
     required: Arc<str>,
     rejection: R,
+    /// Whether to answer with the rejection of the `JwtAuthLayer` the request went through (its
+    /// realm, DPoP and `resource_metadata` challenges, custom response), until
+    /// [`with_rejection`](Authorize::with_rejection) sets one.
+    inherit: bool,
 }
 
 impl<R: Clone> Clone for Authorize<R> {
@@ -54,6 +58,7 @@ impl<R: Clone> Clone for Authorize<R> {
             check: Arc::clone(&self.check),
             required: Arc::clone(&self.required),
             rejection: self.rejection.clone(),
+            inherit: self.inherit,
         }
     }
 }
@@ -159,18 +164,23 @@ impl Authorize {
             check: Arc::new(check),
             required: Arc::from(required),
             rejection: DefaultRejection::default(),
+            inherit: true,
         }
     }
 }
 
 impl<R> Authorize<R> {
     /// The same requirement with another response for rejections (see
-    /// [`RejectionResponse`]); e.g. `DefaultRejection::with_realm("api")`.
+    /// [`RejectionResponse`]); e.g. `DefaultRejection::with_realm("api")`. Default: the
+    /// rejection of the [`JwtAuthLayer`](crate::JwtAuthLayer) the request went through (its
+    /// realm, DPoP and `resource_metadata` challenges, custom response), else
+    /// [`DefaultRejection`].
     pub fn with_rejection<R2>(self, rejection: R2) -> Authorize<R2> {
         Authorize {
             check: self.check,
             required: self.required,
             rejection,
+            inherit: false,
         }
     }
 
@@ -227,6 +237,7 @@ impl<S, R, ReqBody, ResBody> Service<Request<ReqBody>> for AuthorizeService<S, R
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>>,
     R: RejectionResponse<ResBody>,
+    ResBody: 'static,
 {
     type Response = Response<ResBody>;
     type Error = S::Error;
@@ -244,7 +255,17 @@ where
                 },
             },
             Some(error) => {
-                let response = reject(&self.authorize.rejection, &error);
+                // Without a rejection of its own, the layer's (realm, DPoP and
+                // `resource_metadata` challenges) answers, as the extractors do.
+                let layer = self
+                    .authorize
+                    .inherit
+                    .then(|| request.extensions().get::<LayerRejection<ResBody>>())
+                    .flatten();
+                let response = match layer {
+                    Some(LayerRejection(rejection)) => reject(&**rejection, &error),
+                    None => reject(&self.authorize.rejection, &error),
+                };
                 AuthorizeFuture {
                     phase: Phase::Refused {
                         response: Some(response),

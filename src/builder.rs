@@ -11,11 +11,13 @@ use crate::authenticator::{AsyncValidator, AuthConfig, Authenticator};
 use crate::cache::TokenCache;
 use crate::claims::{Claims, VerifiedToken};
 use crate::clock::{Clock, SharedClock};
+use crate::dpop::{DpopConfig, SenderConstraint};
 use crate::error::ConfigError;
 use crate::issuer::{Issuer, RemoteContext, check_issuers_are_distinct};
 use crate::jws::HeaderMemo;
 use crate::keys::{HttpPolicy, RefreshPolicy, default_client};
 use crate::layer::JwtAuthLayer;
+use crate::resource::ProtectedResource;
 use crate::response::DefaultRejection;
 use crate::token::{TokenExtractor, TokenSource};
 use crate::verify::{ClaimRules, Validator, Verifier};
@@ -48,6 +50,9 @@ pub struct JwtAuthBuilder<T> {
     start_without_keys: bool,
     http_policy: HttpPolicy,
     token_cache_bytes: u64,
+    dpop: DpopConfig,
+    external_url: Option<String>,
+    resource: Option<ProtectedResource>,
 }
 
 impl<T> fmt::Debug for JwtAuthBuilder<T> {
@@ -71,6 +76,9 @@ impl<T> fmt::Debug for JwtAuthBuilder<T> {
             .field("start_without_keys", &self.start_without_keys)
             .field("http_policy", &self.http_policy)
             .field("token_cache_bytes", &self.token_cache_bytes)
+            .field("dpop", &self.dpop)
+            .field("external_url", &self.external_url)
+            .field("resource", &self.resource)
             .finish()
     }
 }
@@ -96,6 +104,9 @@ impl<T> Default for JwtAuthBuilder<T> {
             start_without_keys: false,
             http_policy: HttpPolicy::LoopbackOnly,
             token_cache_bytes: DEFAULT_TOKEN_CACHE_BYTES,
+            dpop: DpopConfig::default(),
+            external_url: None,
+            resource: None,
         }
     }
 }
@@ -328,6 +339,33 @@ where
         self
     }
 
+    /// How DPoP proofs are checked (algorithms, time window, replay cache, nonces), for the
+    /// issuers that allow DPoP ([`Issuer::dpop`]). See [`crate::dpop`]. Default:
+    /// [`DpopConfig::default`].
+    pub fn dpop(mut self, config: DpopConfig) -> Self {
+        self.dpop = config;
+        self
+    }
+
+    /// The absolute base URL clients address this service by, e.g. `https://api.example.com`
+    /// (or `https://example.com/api` when a proxy strips `/api`): a DPoP proof's `htu` must equal
+    /// it followed by the request's path. Required once an issuer allows DPoP, since behind a
+    /// proxy the service can't know it from the request. Default: none.
+    pub fn external_url(mut self, url: impl Into<String>) -> Self {
+        self.external_url = Some(url.into());
+        self
+    }
+
+    /// Describes the protected resource (RFC 9728): every challenge then carries
+    /// `resource_metadata="…"`, issuers without an audience of their own require the resource
+    /// identifier as `aud` (RFC 8707), and the completed document (authorization servers default
+    /// to the issuers, DPoP algorithms to the DPoP settings) is at
+    /// [`JwtAuthLayer::protected_resource`]. Default: none.
+    pub fn protected_resource(mut self, resource: ProtectedResource) -> Self {
+        self.resource = Some(resource);
+        self
+    }
+
     /// Reads every key source, makes the first fetch of the remote ones, and builds the layer.
     ///
     /// Remote key sources need a Tokio runtime (their refresh runs as a task on it).
@@ -336,7 +374,7 @@ where
     ///
     /// A [`ConfigError`] naming the setting or key source that is wrong, or the issuer whose
     /// keys could not be fetched.
-    pub async fn build(self) -> Result<JwtAuthLayer<T>, ConfigError> {
+    pub async fn build(mut self) -> Result<JwtAuthLayer<T>, ConfigError> {
         install_crypto_provider();
         if self.issuers.is_empty() {
             return Err(ConfigError::NoIssuer);
@@ -348,6 +386,29 @@ where
             });
         }
         check_issuers_are_distinct(&self.issuers)?;
+        if let Some(resource) = &self.resource {
+            for issuer in &mut self.issuers {
+                issuer.default_audience(resource.resource());
+            }
+        }
+        let external_url = self
+            .external_url
+            .as_deref()
+            .map(crate::dpop::external_base)
+            .transpose()?;
+        let dpop_algs = self.dpop.algs_param();
+        let dpop_alg_names: Vec<String> = dpop_algs.split(' ').map(str::to_owned).collect();
+        let issuer_names: Vec<String> = self
+            .issuers
+            .iter()
+            .filter_map(|issuer| issuer.dpop_policy().0)
+            .collect();
+        let sender = SenderConstraint::new(
+            self.issuers.iter().map(Issuer::dpop_policy).collect(),
+            self.dpop,
+            external_url,
+            self.max_token_len,
+        )?;
         let has_remote = self.issuers.iter().any(Issuer::has_remote_source);
         if has_remote {
             self.refresh_policy.check()?;
@@ -398,15 +459,32 @@ where
             extractor: TokenExtractor {
                 extra_sources: self.token_sources.into_boxed_slice(),
                 max_len: self.max_token_len,
+                dpop_scheme: sender.dpop_enabled(),
             },
             clock: self.clock,
             async_validators: self.async_validators.into_boxed_slice(),
             cors_preflight: self.cors_preflight,
+            resource: None,
+            sender,
         };
-        let rejection = match self.realm {
+        let mut config = config;
+        if let Some(resource) = self.resource {
+            let dpop = config
+                .sender
+                .dpop_enabled()
+                .then(|| (dpop_alg_names, !config.sender.bearer_accepted()));
+            config.resource = Some(resource.complete(issuer_names, dpop)?);
+        }
+        let mut rejection = match self.realm {
             Some(realm) => DefaultRejection::with_realm(realm),
             None => DefaultRejection::default(),
         };
+        if config.sender.dpop_enabled() {
+            rejection = rejection.dpop_challenge(dpop_algs, config.sender.bearer_accepted());
+        }
+        if let Some(resource) = &config.resource {
+            rejection = rejection.resource_metadata(resource.metadata_url());
+        }
         Ok(JwtAuthLayer::new(Authenticator::new(config), rejection))
     }
 }

@@ -215,6 +215,7 @@ mod tests {
             registered,
             Box::default(),
             payload.into(),
+            crate::dpop::Confirmation::default(),
         );
         // Seen twice: admitted.
         see(cache, token, &details);
@@ -315,6 +316,7 @@ mod tests {
             RegisteredClaims::default(),
             Box::default(),
             "{}".into(),
+            crate::dpop::Confirmation::default(),
         );
         see(&cache, "once", &details);
         assert!(get(&cache, "once").is_none());
@@ -338,6 +340,7 @@ mod tests {
             RegisteredClaims::default(),
             Box::default(),
             "{}".into(),
+            crate::dpop::Confirmation::default(),
         );
         let mut hits = 0;
         for i in 0..100_000 {

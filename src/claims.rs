@@ -7,6 +7,7 @@ use serde::de::{self, Deserializer, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize, Serializer};
 
 use crate::algorithm::Algorithm;
+use crate::dpop::Confirmation;
 
 /// The claims a handler gets: the token's payload deserialized into `T`, behind an `Arc` so that
 /// handing it on is cheap.
@@ -65,6 +66,7 @@ struct TokenDetails {
     registered: RegisteredClaims,
     scopes: Box<[Box<str>]>,
     payload: Box<str>,
+    confirmation: Confirmation,
 }
 
 impl VerifiedToken {
@@ -75,6 +77,7 @@ impl VerifiedToken {
         registered: RegisteredClaims,
         scopes: Box<[Box<str>]>,
         payload: Box<str>,
+        confirmation: Confirmation,
     ) -> Self {
         Self(Arc::new(TokenDetails {
             algorithm,
@@ -83,7 +86,26 @@ impl VerifiedToken {
             registered,
             scopes,
             payload,
+            confirmation,
         }))
+    }
+
+    /// The token's `cnf` claim: the DPoP key (`jkt`) or client certificate (`x5t#S256`) it is
+    /// bound to, already checked against the request by the layer.
+    ///
+    /// ```
+    /// use tower_jwt_auth::VerifiedToken;
+    ///
+    /// async fn handler(token: VerifiedToken) -> String {
+    ///     match token.confirmation().jkt() {
+    ///         Some(jkt) => format!("DPoP key {jkt}"),
+    ///         None => "bearer".to_owned(),
+    ///     }
+    /// }
+    /// # let _ = handler;
+    /// ```
+    pub fn confirmation(&self) -> &Confirmation {
+        &self.0.confirmation
     }
 
     /// The token's scopes: the space-separated `scope` claim (RFC 8693 §4.2, RFC 9068), or else

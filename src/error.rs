@@ -109,6 +109,24 @@ pub enum AuthError {
         /// When a client may retry.
         retry_after: Duration,
     },
+    /// The DPoP proof (RFC 9449 §4.3) is missing, malformed, signed badly, made for another
+    /// request, outside the time window, replayed, or made with a key the token is not bound to.
+    /// Answered `401 invalid_dpop_proof`.
+    #[error("invalid DPoP proof: {0}")]
+    InvalidDpopProof(&'static str),
+    /// The DPoP proof lacks the server's current nonce (RFC 9449 §9): `401 use_dpop_nonce`, with
+    /// the nonce to use in the `DPoP-Nonce` response header.
+    #[error("DPoP proof needs the server nonce")]
+    UseDpopNonce {
+        /// The nonce the client must put in its next proof.
+        nonce: std::sync::Arc<str>,
+    },
+    /// The token's sender constraint is not met: a DPoP-bound token (`cnf.jkt`) sent as
+    /// `Bearer`, a plain bearer token where DPoP is required, an unbound token sent as `DPoP`, or
+    /// a certificate-bound token (`cnf.x5t#S256`, RFC 8705) without the matching client
+    /// certificate. Answered `401 invalid_token`.
+    #[error("token binding: {0}")]
+    TokenBinding(&'static str),
 }
 
 impl AuthError {
@@ -124,7 +142,10 @@ impl AuthError {
         match self.error_code() {
             Some(ErrorCode::InvalidRequest) => StatusCode::BAD_REQUEST,
             Some(ErrorCode::InsufficientScope) => StatusCode::FORBIDDEN,
-            Some(ErrorCode::InvalidToken) | None => StatusCode::UNAUTHORIZED,
+            Some(
+                ErrorCode::InvalidToken | ErrorCode::InvalidDpopProof | ErrorCode::UseDpopNonce,
+            )
+            | None => StatusCode::UNAUTHORIZED,
         }
     }
 
@@ -139,6 +160,8 @@ impl AuthError {
                 Some(ErrorCode::InvalidRequest)
             }
             Self::InsufficientScope { .. } => Some(ErrorCode::InsufficientScope),
+            Self::InvalidDpopProof(_) => Some(ErrorCode::InvalidDpopProof),
+            Self::UseDpopNonce { .. } => Some(ErrorCode::UseDpopNonce),
             _ => Some(ErrorCode::InvalidToken),
         }
     }
@@ -185,11 +208,14 @@ impl AuthError {
             Self::InsufficientScope { .. } => "insufficient_scope",
             Self::KeysUnavailable { .. } => "keys_unavailable",
             Self::AuthorizationWithoutAuthentication => "authorization_without_authentication",
+            Self::InvalidDpopProof(_) => "invalid_dpop_proof",
+            Self::UseDpopNonce { .. } => "use_dpop_nonce",
+            Self::TokenBinding(_) => "token_binding",
         }
     }
 }
 
-/// The `error` codes of RFC 6750 §3.1.
+/// The `error` codes of RFC 6750 §3.1, and those RFC 9449 §7 adds for DPoP.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum ErrorCode {
@@ -199,6 +225,10 @@ pub enum ErrorCode {
     InvalidToken,
     /// `insufficient_scope`: the token lacks a privilege the resource requires.
     InsufficientScope,
+    /// `invalid_dpop_proof` (RFC 9449 §7.1): the DPoP proof is missing or invalid.
+    InvalidDpopProof,
+    /// `use_dpop_nonce` (RFC 9449 §9): the proof must carry the server's nonce.
+    UseDpopNonce,
 }
 
 impl ErrorCode {
@@ -208,6 +238,8 @@ impl ErrorCode {
             Self::InvalidRequest => "invalid_request",
             Self::InvalidToken => "invalid_token",
             Self::InsufficientScope => "insufficient_scope",
+            Self::InvalidDpopProof => "invalid_dpop_proof",
+            Self::UseDpopNonce => "use_dpop_nonce",
         }
     }
 }

@@ -5,6 +5,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use crate::algorithm::{Algorithm, AlgorithmSet};
+use crate::dpop::DpopPolicy;
 use crate::error::ConfigError;
 use crate::keys::{
     HttpPolicy, KeySet, KeySource, KeyStore, RefreshPolicy, RemoteKeys, RemoteSetup, RemoteSource,
@@ -31,6 +32,7 @@ pub struct Issuer {
     audiences: Vec<String>,
     algorithms: Option<Vec<Algorithm>>,
     keys: Vec<KeySource>,
+    dpop: DpopPolicy,
 }
 
 impl Issuer {
@@ -66,6 +68,7 @@ impl Issuer {
             audiences: Vec::new(),
             algorithms: None,
             keys: Vec::new(),
+            dpop: DpopPolicy::Disabled,
         }
     }
 
@@ -87,6 +90,26 @@ impl Issuer {
     pub fn key(mut self, source: KeySource) -> Self {
         self.keys.push(source);
         self
+    }
+
+    /// Whether this issuer's tokens may or must be DPoP-bound (RFC 9449); see [`crate::dpop`].
+    /// Default: [`DpopPolicy::Disabled`].
+    pub fn dpop(mut self, policy: DpopPolicy) -> Self {
+        self.dpop = policy;
+        self
+    }
+
+    /// The `iss` and the DPoP policy, for the layer's sender-constraint settings.
+    pub(crate) fn dpop_policy(&self) -> (Option<String>, DpopPolicy) {
+        (self.iss.clone(), self.dpop)
+    }
+
+    /// Requires `audience` as `aud` if no audience was set (RFC 8707: the protected resource's
+    /// identifier is the audience of the tokens meant for it).
+    pub(crate) fn default_audience(&mut self, audience: &str) {
+        if self.audiences.is_empty() {
+            self.audiences.push(audience.to_owned());
+        }
     }
 
     /// Whether one of its key sources is fetched over the network.

@@ -141,6 +141,13 @@ where
         Ok((verified.claims, verified.token))
     }
 
+    /// The protected-resource metadata (RFC 9728) given to
+    /// [`JwtAuthBuilder::protected_resource`], completed with the issuers and DPoP settings; serve
+    /// it with [`ProtectedResource::service`](crate::ProtectedResource::service).
+    pub fn protected_resource(&self) -> Option<&crate::ProtectedResource> {
+        self.authenticator.resource()
+    }
+
     /// The state of each issuer's keys, in the order the issuers were configured: how many keys,
     /// how old, whether stale or unusable. For health checks: a service whose key sets are all
     /// `usable` can verify tokens.

@@ -67,6 +67,16 @@
 //! JSON pointer (e.g. [`KEYCLOAK_REALM_ROLES`]) or any predicate, answering
 //! `403 insufficient_scope`; [`RequireScopes`] does the same from a handler's arguments.
 //!
+//! # Sender-constrained tokens and resource metadata
+//!
+//! - [DPoP](dpop) (RFC 9449), per issuer ([`Issuer::dpop`]): `Authorization: DPoP` with a proof
+//!   checked against the request, replay cache, server nonces; a DPoP-bound token is never
+//!   accepted as a bearer token.
+//! - Certificate-bound tokens (RFC 8705): `cnf.x5t#S256` against the [`ClientCertificate`] your TLS
+//!   server inserts.
+//! - [`ProtectedResource`] (RFC 9728): the metadata document and `resource_metadata` in every
+//!   challenge, as the MCP authorization spec asks.
+//!
 //! # Guides
 //!
 //! - [Migrating from `jwt-authorizer`](guide::migrating_from_jwt_authorizer)
@@ -99,6 +109,7 @@ mod builder;
 mod cache;
 mod claims;
 mod clock;
+pub mod dpop;
 mod error;
 #[cfg(feature = "axum")]
 mod extract;
@@ -109,6 +120,7 @@ mod json;
 mod jws;
 mod keys;
 mod layer;
+mod resource;
 mod response;
 mod service;
 mod signature;
@@ -129,6 +141,7 @@ pub use claims::{
     VerifiedToken,
 };
 pub use clock::{Clock, SystemClock};
+pub use dpop::{ClientCertificate, Confirmation};
 pub use error::{AuthError, ConfigError, ErrorCode};
 #[cfg(feature = "axum")]
 pub use extract::{ClaimsRejection, ClaimsRejectionKind, RequireScopes, ScopeRequirement};
@@ -139,6 +152,7 @@ pub use keys::{
     SkippedKey,
 };
 pub use layer::JwtAuthLayer;
+pub use resource::{ProtectedResource, ProtectedResourceService, WELL_KNOWN_PREFIX};
 pub use response::{DefaultRejection, RejectionResponse, www_authenticate};
 pub use service::JwtAuth;
 pub use signature::{SignatureVerifier, VerifiedJws};

@@ -50,6 +50,10 @@ where
 #[derive(Debug, Clone, Default)]
 pub struct DefaultRejection {
     realm: Option<Arc<str>>,
+    /// The `algs` of a `DPoP` challenge, and whether a `Bearer` one goes with it.
+    dpop: Option<(Arc<str>, bool)>,
+    /// The URL of the RFC 9728 metadata, sent as `resource_metadata` in every challenge.
+    resource_metadata: Option<Arc<str>>,
 }
 
 impl DefaultRejection {
@@ -57,7 +61,24 @@ impl DefaultRejection {
     pub fn with_realm(realm: impl Into<Arc<str>>) -> Self {
         Self {
             realm: Some(realm.into()),
+            ..Self::default()
         }
+    }
+
+    /// Challenges with `DPoP algs="…"` (RFC 9449 §7.1), and also with `Bearer` if `bearer`.
+    /// The layer sets this itself when an issuer allows DPoP.
+    pub fn dpop_challenge(mut self, algs: impl Into<Arc<str>>, bearer: bool) -> Self {
+        self.dpop = Some((algs.into(), bearer));
+        self
+    }
+
+    /// Challenges with `resource_metadata="url"` (RFC 9728 §5.1), the URL of the protected
+    /// resource's metadata. The layer sets this itself with
+    /// [`JwtAuthBuilder::protected_resource`](crate::JwtAuthBuilder::protected_resource); give it
+    /// to an [`Authorize`](crate::Authorize) with `with_rejection` so that its `403`s carry it too.
+    pub fn resource_metadata(mut self, url: impl Into<Arc<str>>) -> Self {
+        self.resource_metadata = Some(url.into());
+        self
     }
 }
 
@@ -68,10 +89,28 @@ impl<B: Default> RejectionResponse<B> for DefaultRejection {
         let headers = response.headers_mut();
         // A server fault is not a challenge.
         if !error.status().is_server_error() || matches!(error, AuthError::KeysUnavailable { .. }) {
-            headers.insert(
-                WWW_AUTHENTICATE,
-                www_authenticate(error, self.realm.as_deref()),
-            );
+            let metadata = self.resource_metadata.as_deref();
+            let extra: &[(&str, &str)] = match &metadata {
+                Some(url) => &[("resource_metadata", url)],
+                None => &[],
+            };
+            match &self.dpop {
+                None => {
+                    headers.insert(
+                        WWW_AUTHENTICATE,
+                        challenge("Bearer", Some(error), self.realm.as_deref(), extra),
+                    );
+                }
+                Some((algs, bearer)) => {
+                    let realm = self.realm.as_deref();
+                    crate::dpop::challenges(headers, error, realm, algs, *bearer, extra);
+                }
+            }
+        }
+        if let AuthError::UseDpopNonce { nonce } = error
+            && let Ok(value) = HeaderValue::from_str(nonce)
+        {
+            headers.insert(http::HeaderName::from_static("dpop-nonce"), value);
         }
         if let AuthError::KeysUnavailable { retry_after } = error {
             headers.insert(RETRY_AFTER, HeaderValue::from(retry_after.as_secs().max(1)));
@@ -118,18 +157,36 @@ impl<B> std::fmt::Debug for LayerRejection<B> {
 /// then `error`, `error_description` and, for `insufficient_scope`, `scope`. A request without a
 /// token gets no error code (§3.1).
 pub fn www_authenticate(error: &AuthError, realm: Option<&str>) -> HeaderValue {
-    let mut params: Vec<(&str, String)> = Vec::with_capacity(4);
+    challenge("Bearer", Some(error), realm, &[])
+}
+
+/// One challenge of `scheme`: `realm`, then, if `error` has a code, `error`,
+/// `error_description` and `scope` (for `insufficient_scope`), then `extra` parameters.
+pub(crate) fn challenge(
+    scheme: &'static str,
+    error: Option<&AuthError>,
+    realm: Option<&str>,
+    extra: &[(&str, &str)],
+) -> HeaderValue {
+    let mut params: Vec<(&str, String)> = Vec::with_capacity(4 + extra.len());
     if let Some(realm) = realm {
         params.push(("realm", realm.to_owned()));
     }
-    if let Some(code) = error.error_code() {
+    if let Some(error) = error
+        && let Some(code) = error.error_code()
+    {
         params.push(("error", code.as_str().to_owned()));
         params.push(("error_description", error.description().into_owned()));
     }
-    if let AuthError::InsufficientScope { required } = error {
+    if let Some(AuthError::InsufficientScope { required }) = error {
         params.push(("scope", required.to_string()));
     }
-    let mut value = String::from("Bearer");
+    params.extend(
+        extra
+            .iter()
+            .map(|(name, value)| (*name, (*value).to_owned())),
+    );
+    let mut value = String::from(scheme);
     for (index, (name, raw)) in params.iter().enumerate() {
         value.push_str(if index == 0 { " " } else { ", " });
         value.push_str(name);
@@ -138,7 +195,7 @@ pub fn www_authenticate(error: &AuthError, realm: Option<&str>) -> HeaderValue {
         value.push('"');
     }
     // Every byte is visible ASCII or a space after `quoted_string_content`.
-    HeaderValue::from_str(&value).unwrap_or_else(|_| HeaderValue::from_static("Bearer"))
+    HeaderValue::from_str(&value).unwrap_or_else(|_| HeaderValue::from_static(scheme))
 }
 
 /// The content of an RFC 9110 quoted-string: `"` and `\` escaped, and anything that is not

@@ -37,41 +37,65 @@ pub(crate) const WEBSOCKET_TOKEN_PROTOCOL: &str = "access_token";
 pub(crate) struct TokenExtractor {
     pub(crate) extra_sources: Box<[TokenSource]>,
     pub(crate) max_len: usize,
+    /// Whether `Authorization: DPoP <token>` (RFC 9449 §7.1) is read too.
+    pub(crate) dpop_scheme: bool,
+}
+
+/// How the token came: as a bearer token (any source), or under the `DPoP` scheme.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Scheme {
+    Bearer,
+    Dpop,
 }
 
 impl TokenExtractor {
     /// The request's token, `Ok(None)` if it has none.
+    #[cfg_attr(not(test), allow(dead_code))]
     pub(crate) fn extract<'r>(
         &self,
         headers: &'r HeaderMap,
         uri: &'r Uri,
     ) -> Result<Option<Cow<'r, str>>, AuthError> {
-        // A bearer token's characters are checked as the header is read; the others' below.
-        let mut found = bearer_token(headers)?.map(|token| (Cow::Borrowed(token), true));
+        self.extract_with_scheme(headers, uri)
+            .map(|found| found.map(|(token, _)| token))
+    }
+
+    /// The request's token and the scheme it came under, `Ok(None)` if it has none.
+    pub(crate) fn extract_with_scheme<'r>(
+        &self,
+        headers: &'r HeaderMap,
+        uri: &'r Uri,
+    ) -> Result<Option<(Cow<'r, str>, Scheme)>, AuthError> {
+        // A header token's characters are checked as the header is read; the others' below.
+        let mut found = authorization_token(headers, self.dpop_scheme)?
+            .map(|(token, scheme)| (Cow::Borrowed(token), scheme, true));
         for source in &*self.extra_sources {
             if let Some(token) = from_source(source, headers, uri)? {
                 if found.is_some() {
                     return Err(AuthError::MultipleTokens);
                 }
-                found = Some((token, false));
+                found = Some((token, Scheme::Bearer, false));
             }
         }
         match found {
-            Some((token, _)) if token.len() > self.max_len => Err(AuthError::TokenTooLarge),
-            Some((token, false)) if !is_b64token(token.as_bytes()) => Err(
+            Some((token, _, _)) if token.len() > self.max_len => Err(AuthError::TokenTooLarge),
+            Some((token, _, false)) if !is_b64token(token.as_bytes()) => Err(
                 AuthError::MalformedToken("token has characters outside the b64token set"),
             ),
-            Some((token, _)) => Ok(Some(token)),
+            Some((token, scheme, _)) => Ok(Some((token, scheme))),
             None => Ok(None),
         }
     }
 }
 
-/// The token of the `Authorization` header, if its scheme is `Bearer`.
+/// The token of the `Authorization` header, if its scheme is `Bearer` (or `DPoP`, when `dpop`).
 ///
 /// A header with another scheme (e.g. `Basic`) carries no bearer token: the request is then
 /// treated as unauthenticated.
-fn bearer_token(headers: &HeaderMap) -> Result<Option<&str>, AuthError> {
+fn authorization_token(
+    headers: &HeaderMap,
+    dpop: bool,
+) -> Result<Option<(&str, Scheme)>, AuthError> {
     let mut values = headers.get_all(AUTHORIZATION).iter();
     let Some(value) = values.next() else {
         return Ok(None);
@@ -86,10 +110,14 @@ fn bearer_token(headers: &HeaderMap) -> Result<Option<&str>, AuthError> {
         .iter()
         .position(|b| matches!(b, b' ' | b'\t'))
         .unwrap_or(bytes.len());
-    if !bytes[..scheme_len].eq_ignore_ascii_case(b"bearer") {
+    let scheme = if bytes[..scheme_len].eq_ignore_ascii_case(b"bearer") {
+        Scheme::Bearer
+    } else if dpop && bytes[..scheme_len].eq_ignore_ascii_case(b"dpop") {
+        Scheme::Dpop
+    } else {
         return Ok(None);
-    }
-    // `"Bearer" 1*SP b64token`: one or more spaces, then exactly one token, then nothing.
+    };
+    // `"Bearer" 1*SP b64token` (and `"DPoP" 1*SP token68`, the same characters): one or more spaces, then exactly one token, then nothing.
     let rest = &bytes[scheme_len..];
     let spaces = rest.iter().take_while(|b| **b == b' ').count();
     let token = &rest[spaces..];
@@ -98,7 +126,7 @@ fn bearer_token(headers: &HeaderMap) -> Result<Option<&str>, AuthError> {
     }
     // b64token characters are ASCII, so this can't fail.
     std::str::from_utf8(token)
-        .map(Some)
+        .map(|token| Some((token, scheme)))
         .map_err(|_| AuthError::MalformedAuthorizationHeader)
 }
 
@@ -243,6 +271,7 @@ mod tests {
         let extractor = TokenExtractor {
             extra_sources: Box::new([TokenSource::WebSocketProtocol]),
             max_len: 64,
+            dpop_scheme: false,
         };
         extractor
             .extract(&headers, &Uri::from_static("/"))
@@ -303,6 +332,7 @@ mod tests {
         TokenExtractor {
             extra_sources: extra.into(),
             max_len: 64,
+            dpop_scheme: false,
         }
     }
 
@@ -364,6 +394,34 @@ mod tests {
         ] {
             assert_eq!(
                 extract(&[("authorization", value)]),
+                Err(AuthError::MalformedAuthorizationHeader),
+                "{value}"
+            );
+        }
+    }
+
+    #[test]
+    fn reads_the_dpop_scheme_only_when_enabled() {
+        let uri = Uri::from_static("/");
+        let mut ex = extractor(vec![]);
+        let dpop = headers(&[("authorization", "DPoP a.b.c")]);
+        assert_eq!(ex.extract_with_scheme(&dpop, &uri), Ok(None));
+        ex.dpop_scheme = true;
+        for value in ["DPoP a.b.c", "dpop a.b.c", "DPOP  a.b.c"] {
+            let found = ex
+                .extract_with_scheme(&headers(&[("authorization", value)]), &uri)
+                .unwrap()
+                .map(|(token, scheme)| (token.into_owned(), scheme));
+            assert_eq!(found, Some(("a.b.c".to_owned(), Scheme::Dpop)), "{value}");
+        }
+        let bearer = headers(&[("authorization", "Bearer a.b.c")]);
+        assert_eq!(
+            ex.extract_with_scheme(&bearer, &uri).unwrap().unwrap().1,
+            Scheme::Bearer
+        );
+        for value in ["DPoP", "DPoP a.b.c d", "DPoP\ta.b.c"] {
+            assert_eq!(
+                ex.extract_with_scheme(&headers(&[("authorization", value)]), &uri),
                 Err(AuthError::MalformedAuthorizationHeader),
                 "{value}"
             );

@@ -200,6 +200,7 @@ impl<T: DeserializeOwned + Send + Sync + 'static> Verifier<T> {
 
         let registered = registered_claims(&object)?;
         let scopes = scopes(&object)?;
+        let confirmation = crate::dpop::Confirmation::from_claims(&object)?;
         self.check_times(&registered, now)?;
         check_audience(issuer, &registered)?;
         if let Some(missing) = self
@@ -226,6 +227,7 @@ impl<T: DeserializeOwned + Send + Sync + 'static> Verifier<T> {
                 registered,
                 scopes,
                 payload.into(),
+                confirmation,
             ),
         };
         Ok((

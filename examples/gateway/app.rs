@@ -84,6 +84,7 @@ struct Ready {
     target: Target,
     routes: Arc<RouteRules>,
     token_from_websocket_protocol: bool,
+    sender: crate::sender::SenderSettings,
 }
 
 /// What an allowed request gets: forwarded to the upstream, or, in forward-auth mode, a `200` for
@@ -204,6 +205,14 @@ pub async fn start(config: Config, listener: TcpListener) -> Result<Gateway, Sta
         access_log: config.access_log,
     });
     let mut app = Router::new().route("/healthz", get(health::healthz));
+    // The RFC 9728 document, public, at its well-known path and the root form.
+    if let Some(resource) = &config.auth.sender.resource {
+        let path = tower_jwt_auth::ProtectedResource::new(resource.clone()).well_known_path();
+        app = app.route(&path, get(resource_metadata));
+        if path != tower_jwt_auth::WELL_KNOWN_PREFIX {
+            app = app.route(tower_jwt_auth::WELL_KNOWN_PREFIX, get(resource_metadata));
+        }
+    }
     if admin_listener.is_none() {
         app = app.route("/metrics", get(health::metrics_text));
     }
@@ -299,10 +308,15 @@ async fn prepare(
         None => Target::ForwardAuth(Arc::new(ClaimHeaders::new(&config.forwarding))),
     };
     let routes = Arc::new(config.routes.clone());
-    let rejection = match &config.auth.realm {
+    let mut rejection = match &config.auth.realm {
         Some(realm) => DefaultRejection::with_realm(realm.as_str()),
         None => DefaultRejection::default(),
     };
+    // The 403s of the scope rules challenge like the layer's 401s.
+    if let Some(resource) = layer.protected_resource() {
+        rejection = rejection.resource_metadata(resource.metadata_url());
+    }
+    rejection = config.auth.sender.challenge(rejection);
     // The crate's own scope check and 403, one per rule.
     let authorizers = routes
         .scope_rules
@@ -329,6 +343,7 @@ async fn prepare(
             target,
             routes,
             token_from_websocket_protocol: config.auth.token_from_websocket_protocol,
+            sender: config.auth.sender.clone(),
         },
     ))
 }
@@ -340,8 +355,9 @@ async fn build_layer(
     let auth = &config.auth;
     let mut builder = JwtAuthLayer::<Value>::builder();
     for issuer in issuers {
-        builder = builder.issuer(issuer.to_issuer());
+        builder = builder.issuer(issuer.to_issuer().dpop(auth.sender.dpop));
     }
+    builder = auth.sender.apply(builder);
     if let Some(typ) = &auth.require_typ {
         builder = builder.require_token_type(typ.clone());
     }
@@ -381,6 +397,11 @@ async fn dispatch(State(state): State<Arc<AppState>>, request: Request<Body>) ->
             request.uri().path().to_owned(),
         ),
     });
+    let mut request = request;
+    if let Some(original) = &original {
+        // For the DPoP proof check against the original request.
+        request.extensions_mut().insert(original.clone());
+    }
     let (response, outcome) = handle(&state, request, original.as_ref()).await;
     let elapsed = started.elapsed();
     state.metrics.record(outcome, elapsed);
@@ -447,6 +468,7 @@ async fn handle(
         );
     }
     request.extensions_mut().insert(path);
+    ready.sender.prepare(&mut request);
     let response = match ready.protected.clone().oneshot(request).await {
         Ok(response) => response,
         Err(never) => match never {},
@@ -456,6 +478,18 @@ async fn handle(
         None => Outcome::Accepted,
     };
     (response, outcome)
+}
+
+/// The RFC 9728 document of `--resource`, completed by the layer (`503` until it is built).
+async fn resource_metadata(State(state): State<Arc<AppState>>) -> Response<Body> {
+    match state.layer.get().and_then(JwtAuthLayer::protected_resource) {
+        Some(resource) => (
+            [(header::CONTENT_TYPE, "application/json")],
+            resource.to_json(),
+        )
+            .into_response(),
+        None => StatusCode::SERVICE_UNAVAILABLE.into_response(),
+    }
 }
 
 /// Behind the layer, for a request whose token is valid: the path's scope rule is checked by the

@@ -189,6 +189,34 @@ pub struct Cli {
     /// 0 switches it off [default: 33554432, 32 MiB]
     #[arg(long, env = "GATEWAY_TOKEN_CACHE_BYTES", value_name = "BYTES")]
     pub token_cache_bytes: Option<u64>,
+
+    /// DPoP-bound tokens (RFC 9449) for every issuer: `off` (default), `allowed` (DPoP or bearer)
+    /// or `required` (DPoP only). Needs --external-url.
+    #[arg(long, env = "GATEWAY_DPOP", value_name = "off|allowed|required")]
+    pub dpop: Option<String>,
+
+    /// Require a server nonce in DPoP proofs (`DPoP-Nonce`, `use_dpop_nonce`), rotating every
+    /// 5 minutes.
+    #[arg(long, env = "GATEWAY_DPOP_NONCE", value_name = "BOOL", num_args = 0..=1,
+        require_equals = true, default_missing_value = "true", value_parser = BoolishValueParser::new())]
+    pub dpop_nonce: Option<bool>,
+
+    /// The URL clients address the gateway by (e.g. `https://api.example.com`): a DPoP proof's
+    /// `htu` must be it followed by the request path.
+    #[arg(long, env = "GATEWAY_EXTERNAL_URL", value_name = "URL")]
+    pub external_url: Option<String>,
+
+    /// The protected resource's identifier (RFC 9728): serve its metadata at
+    /// /.well-known/oauth-protected-resource{path} and name it in every challenge
+    /// (`resource_metadata`); issuers without --audience then require it as `aud`.
+    #[arg(long, env = "GATEWAY_RESOURCE", value_name = "URL")]
+    pub resource: Option<String>,
+
+    /// A header in which a trusted TLS-terminating proxy passes the client certificate as
+    /// URL-encoded PEM (nginx `$ssl_client_escaped_cert`), for certificate-bound tokens
+    /// (`cnf.x5t#S256`, RFC 8705).
+    #[arg(long, env = "GATEWAY_CLIENT_CERT_HEADER", value_name = "NAME")]
+    pub client_cert_header: Option<String>,
 }
 
 /// The subcommands.

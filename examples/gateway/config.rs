@@ -167,6 +167,8 @@ pub struct AuthSettings {
     pub token_from_websocket_protocol: bool,
     /// The verified-token cache's bound in bytes (`0`: off); the crate's default when `None`.
     pub token_cache_bytes: Option<u64>,
+    /// Sender constraint: DPoP, the external URL, the RFC 9728 resource, the certificate header.
+    pub sender: crate::sender::SenderSettings,
 }
 
 /// Which paths skip authentication, and which need scopes.
@@ -304,6 +306,16 @@ pub fn resolve(args: &Args, file: Option<(&Path, &FileConfig)>) -> Result<Config
         start_without_keys: flag!(start_without_keys),
         token_from_websocket_protocol: flag!(token_from_websocket_protocol),
         token_cache_bytes: pick!(token_cache_bytes).map(|(bytes, _)| bytes),
+        sender: crate::sender::SenderSettings::resolve(
+            pick!(dpop),
+            flag!(dpop_nonce),
+            pick!(external_url),
+            pick!(resource),
+            match pick!(client_cert_header) {
+                None => None,
+                Some((name, origin)) => Some(header_name(&name, &origin)?),
+            },
+        )?,
     };
     let allow_any_issuer = flag!(allow_any_issuer);
 

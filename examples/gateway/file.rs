@@ -35,6 +35,11 @@ pub struct FileConfig {
     pub(super) upstream_ca: Option<PathBuf>,
     pub(super) token_from_websocket_protocol: Option<bool>,
     pub(super) forward_auth: Option<bool>,
+    pub(super) dpop: Option<String>,
+    pub(super) dpop_nonce: Option<bool>,
+    pub(super) external_url: Option<String>,
+    pub(super) resource: Option<String>,
+    pub(super) client_cert_header: Option<String>,
     /// Further issuers, besides the one of the top-level `issuer`/`jwks_url`.
     pub(super) issuers: Option<Vec<FileIssuer>>,
 }

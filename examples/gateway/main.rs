@@ -18,6 +18,7 @@ mod inspect;
 mod metrics;
 mod proxy;
 mod routes;
+mod sender;
 #[cfg(test)]
 mod tests;
 mod upgrade;

@@ -23,7 +23,6 @@ use tokio::time::Instant;
 
 pub use jwk::SkippedKey;
 pub use policy::RefreshPolicy;
-#[cfg(test)]
 pub(crate) use prepared::KeyMaterial;
 pub(crate) use prepared::{PreparedKey, SignatureKey};
 pub(crate) use refresh::{RemoteKeys, RemoteSetup, RemoteSource};

@@ -40,9 +40,11 @@ use tokio::task::{JoinHandle, JoinSet};
 
 use crate::{Algorithm, Issuer, JwtAuthBuilder, JwtAuthLayer};
 
+mod dpop;
 mod server;
 mod token;
 
+pub use dpop::{DpopKey, ProofBuilder};
 use server::*;
 pub use token::TokenBuilder;
 use token::*;

@@ -110,6 +110,18 @@ impl TokenBuilder<'_> {
         self.claim("aud", audience.into())
     }
 
+    /// Binds the token to a DPoP key: `cnf.jkt` is its thumbprint (RFC 9449 §6).
+    pub fn dpop_bound(self, key: &super::DpopKey) -> Self {
+        self.claim("cnf", json!({ "jkt": key.thumbprint() }))
+    }
+
+    /// Binds the token to a client certificate (DER): `cnf.x5t#S256` is its SHA-256
+    /// (RFC 8705 §3.1).
+    pub fn certificate_bound(self, der: &[u8]) -> Self {
+        let hash = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, der);
+        self.claim("cnf", json!({ "x5t#S256": URL_SAFE_NO_PAD.encode(hash) }))
+    }
+
     /// Sets `scope` (space-separated scopes).
     pub fn scope(self, scope: impl Into<String>) -> Self {
         self.claim("scope", scope.into())
