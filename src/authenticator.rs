@@ -13,6 +13,7 @@ use serde::de::DeserializeOwned;
 use crate::claims::{Claims, VerifiedToken};
 use crate::clock::SharedClock;
 use crate::error::AuthError;
+use crate::revocation::RevocationList;
 use crate::token::TokenExtractor;
 use crate::verify::{Failure, Verified, Verifier};
 
@@ -61,6 +62,8 @@ pub(crate) struct AuthConfig<T> {
     pub(crate) async_validators: Box<[AsyncValidator<T>]>,
     /// Whether CORS preflight requests pass without a token.
     pub(crate) cors_preflight: bool,
+    /// Checked after the signature and claims, on cache hits too.
+    pub(crate) revocation: Option<RevocationList>,
 }
 
 /// Decides whether a request may pass, and with which claims. Cheap to clone.
@@ -135,7 +138,7 @@ where
     /// Decides for a bare token (no request around it).
     pub(crate) fn decide_token(&self, token: &str) -> Decision<T> {
         let verifier = &self.config.verifier;
-        match verifier.verify(token, self.config.clock.unix_seconds()) {
+        match self.verify_now(token) {
             Ok(verified) if self.config.async_validators.is_empty() => {
                 Decision::Ready(Ok(Outcome::Verified(verified)))
             }
@@ -167,7 +170,7 @@ where
     /// Verifies `token` once more after a refetch; a failure now is final.
     async fn verify_after_wait(&self, token: &str) -> Result<Outcome<T>, AuthError> {
         let verifier = &self.config.verifier;
-        match verifier.verify(token, self.config.clock.unix_seconds()) {
+        match self.verify_now(token) {
             Ok(verified) => self.run_async_checks(verified).await,
             Err(Failure::Rejected(error)) => Err(error),
             Err(Failure::KeysMayArrive { issuer, kid, error }) => {
@@ -181,6 +184,19 @@ where
                 Err(error)
             }
         }
+    }
+
+    /// Verifies `token` at the clock's time (from the cache when it can), then checks the local
+    /// copy of the revocation list: no I/O.
+    fn verify_now(&self, token: &str) -> Result<Verified<T>, Failure> {
+        let verified = self
+            .config
+            .verifier
+            .verify(token, self.config.clock.unix_seconds())?;
+        if let Some(revocation) = &self.config.revocation {
+            revocation.check(verified.token.registered_claims())?;
+        }
+        Ok(verified)
     }
 
     async fn run_async_checks(&self, verified: Verified<T>) -> Result<Outcome<T>, AuthError> {

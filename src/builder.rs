@@ -17,6 +17,7 @@ use crate::jws::HeaderMemo;
 use crate::keys::{HttpPolicy, RefreshPolicy, default_client};
 use crate::layer::JwtAuthLayer;
 use crate::response::DefaultRejection;
+use crate::revocation::RevocationList;
 use crate::token::{TokenExtractor, TokenSource};
 use crate::verify::{ClaimRules, Validator, Verifier};
 
@@ -48,6 +49,7 @@ pub struct JwtAuthBuilder<T> {
     start_without_keys: bool,
     http_policy: HttpPolicy,
     token_cache_bytes: u64,
+    revocation: Option<RevocationList>,
 }
 
 impl<T> fmt::Debug for JwtAuthBuilder<T> {
@@ -71,6 +73,7 @@ impl<T> fmt::Debug for JwtAuthBuilder<T> {
             .field("start_without_keys", &self.start_without_keys)
             .field("http_policy", &self.http_policy)
             .field("token_cache_bytes", &self.token_cache_bytes)
+            .field("revocation", &self.revocation)
             .finish()
     }
 }
@@ -96,6 +99,7 @@ impl<T> Default for JwtAuthBuilder<T> {
             start_without_keys: false,
             http_policy: HttpPolicy::LoopbackOnly,
             token_cache_bytes: DEFAULT_TOKEN_CACHE_BYTES,
+            revocation: None,
         }
     }
 }
@@ -289,6 +293,23 @@ where
         self
     }
 
+    /// Refuses tokens on `list` (`401 invalid_token`, "token revoked"), checked against its local
+    /// copy after the signature and claims, and on verified-token cache hits. A Redis-backed list
+    /// whose copy is stale beyond its maximum staleness answers `503` unless it fails open; see
+    /// [`RevocationList`]. Default: no revocation list.
+    ///
+    /// ```
+    /// use tower_jwt_auth::{JwtAuthLayer, RegisteredClaims, RevocationList};
+    ///
+    /// let revoked = RevocationList::memory();
+    /// let builder = JwtAuthLayer::<RegisteredClaims>::builder().revocation(revoked.clone());
+    /// # let _ = builder;
+    /// ```
+    pub fn revocation(mut self, list: RevocationList) -> Self {
+        self.revocation = Some(list);
+        self
+    }
+
     /// The HTTP client for discovery and JWKS requests, e.g. one with a custom root CA or a
     /// proxy. Default: a built-in rustls client with the [`RefreshPolicy`] timeouts that follows
     /// redirects only within the same host.
@@ -399,6 +420,7 @@ where
             clock: self.clock,
             async_validators: self.async_validators.into_boxed_slice(),
             cors_preflight: self.cors_preflight,
+            revocation: self.revocation,
         };
         let rejection = match self.realm {
             Some(realm) => DefaultRejection::with_realm(realm),

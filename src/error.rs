@@ -102,6 +102,17 @@ pub enum AuthError {
     /// [`JwtAuthLayer`](crate::JwtAuthLayer) ran before it. A server bug, answered with `500`.
     #[error("authorization without a JwtAuthLayer before it")]
     AuthorizationWithoutAuthentication,
+    /// The token is on the layer's [`RevocationList`](crate::RevocationList): by its `jti`, or
+    /// by its `sub` with an `iat` before the subject's revocation.
+    #[error("token revoked")]
+    Revoked,
+    /// The layer's Redis-backed [`RevocationList`](crate::RevocationList) could not be confirmed
+    /// current for longer than its maximum staleness, and it fails closed. The token may be fine.
+    #[error("revocation list unavailable")]
+    RevocationUnavailable {
+        /// When a client may retry.
+        retry_after: Duration,
+    },
     /// No usable key set exists for the issuer (keys not loaded yet, or stale past the allowed
     /// maximum). The token may be fine; the server can't tell.
     #[error("signing keys unavailable")]
@@ -115,7 +126,9 @@ impl AuthError {
     /// The HTTP status RFC 6750 §3 gives this error: `400`, `401`, `403` or `503`.
     pub fn status(&self) -> StatusCode {
         match self {
-            Self::KeysUnavailable { .. } => return StatusCode::SERVICE_UNAVAILABLE,
+            Self::KeysUnavailable { .. } | Self::RevocationUnavailable { .. } => {
+                return StatusCode::SERVICE_UNAVAILABLE;
+            }
             Self::AuthorizationWithoutAuthentication => {
                 return StatusCode::INTERNAL_SERVER_ERROR;
             }
@@ -134,6 +147,7 @@ impl AuthError {
         match self {
             Self::MissingToken
             | Self::KeysUnavailable { .. }
+            | Self::RevocationUnavailable { .. }
             | Self::AuthorizationWithoutAuthentication => None,
             Self::MalformedAuthorizationHeader | Self::MultipleTokens => {
                 Some(ErrorCode::InvalidRequest)
@@ -152,6 +166,17 @@ impl AuthError {
             Self::InvalidClaim(name) => Cow::Owned(format!("invalid claim {name}")),
             Self::ClaimsRejected(reason) => reason.clone(),
             other => Cow::Owned(other.to_string()),
+        }
+    }
+
+    /// When a client may retry, for the `503` answers (`Retry-After`): unusable keys or an
+    /// unavailable revocation list.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Self::KeysUnavailable { retry_after } | Self::RevocationUnavailable { retry_after } => {
+                Some(*retry_after)
+            }
+            _ => None,
         }
     }
 
@@ -184,6 +209,8 @@ impl AuthError {
             Self::ClaimsRejected(_) => "claims_rejected",
             Self::InsufficientScope { .. } => "insufficient_scope",
             Self::KeysUnavailable { .. } => "keys_unavailable",
+            Self::Revoked => "revoked",
+            Self::RevocationUnavailable { .. } => "revocation_unavailable",
             Self::AuthorizationWithoutAuthentication => "authorization_without_authentication",
         }
     }

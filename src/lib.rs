@@ -78,6 +78,7 @@
 //! - `axum` (default): the [`Claims`], [`VerifiedToken`] and [`RequireScopes`] extractors.
 //! - `metrics`: counters and gauges through the [`metrics`](https://docs.rs/metrics) facade
 //!   (listed in the [deployment guide](guide::deployment#observability)).
+//! - `redis`: a [`RevocationList`] shared by every replica through Redis.
 //! - `test-util`: a `TestIssuer` for your own tests (discovery, JWKS, token minting, rotation,
 //!   outages on loopback).
 #![cfg_attr(docsrs, feature(doc_cfg))]
@@ -110,6 +111,7 @@ mod jws;
 mod keys;
 mod layer;
 mod response;
+mod revocation;
 mod service;
 mod signature;
 mod telemetry;
@@ -137,6 +139,10 @@ pub use issuer::Issuer;
 pub use keys::{FetchCounts, FetchError, KeySetStatus, KeySource, RefreshPolicy, SkippedKey};
 pub use layer::JwtAuthLayer;
 pub use response::{DefaultRejection, RejectionResponse, www_authenticate};
+pub use revocation::{
+    DEFAULT_MAX_REVOCATIONS, FailureMode, RevocationError, RevocationList, RevocationListBuilder,
+    RevocationStatus,
+};
 pub use service::JwtAuth;
 pub use signature::{SignatureVerifier, VerifiedJws};
 pub use token::TokenSource;

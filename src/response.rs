@@ -67,13 +67,13 @@ impl<B: Default> RejectionResponse<B> for DefaultRejection {
         *response.status_mut() = error.status();
         let headers = response.headers_mut();
         // A server fault is not a challenge.
-        if !error.status().is_server_error() || matches!(error, AuthError::KeysUnavailable { .. }) {
+        if !error.status().is_server_error() || error.retry_after().is_some() {
             headers.insert(
                 WWW_AUTHENTICATE,
                 www_authenticate(error, self.realm.as_deref()),
             );
         }
-        if let AuthError::KeysUnavailable { retry_after } = error {
+        if let Some(retry_after) = error.retry_after() {
             headers.insert(RETRY_AFTER, HeaderValue::from(retry_after.as_secs().max(1)));
         }
         response

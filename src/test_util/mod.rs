@@ -39,9 +39,14 @@ use tokio::task::{JoinHandle, JoinSet};
 
 use crate::{Algorithm, Issuer, JwtAuthBuilder, JwtAuthLayer};
 
+#[cfg(feature = "redis")]
+mod redis_server;
 mod server;
 mod token;
 
+#[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+pub use redis_server::{TestRedis, TestRedisError};
 use server::*;
 pub use token::TokenBuilder;
 use token::*;
