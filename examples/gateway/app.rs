@@ -54,6 +54,8 @@ pub enum StartError {
     },
     #[error("{0}")]
     Tls(#[from] TlsError),
+    #[error("cannot load the revocation list (--redis-url): {0}")]
+    Revocation(#[from] tower_jwt_auth::RevocationError),
 }
 
 impl From<tower_jwt_auth::ConfigError> for StartError {
@@ -345,6 +347,13 @@ async fn build_layer(
     }
     if auth.start_without_keys {
         builder = builder.allow_start_without_keys();
+    }
+    if let Some(revocation) = &auth.revocation {
+        let mut list = tower_jwt_auth::RevocationList::builder();
+        if revocation.fail_open {
+            list = list.fail_open();
+        }
+        builder = builder.revocation(list.redis(&revocation.redis_url).await?);
     }
     Ok(builder.build().await?)
 }

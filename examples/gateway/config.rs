@@ -163,6 +163,25 @@ pub struct AuthSettings {
     pub start_without_keys: bool,
     /// Take the token from `Sec-WebSocket-Protocol: access_token, <jwt>` too.
     pub token_from_websocket_protocol: bool,
+    /// The shared revocation list, if any.
+    pub revocation: Option<RevocationSettings>,
+}
+
+/// Where the revocation list lives, and what happens when it can't be confirmed current.
+#[derive(Clone, PartialEq, Eq)]
+pub struct RevocationSettings {
+    pub redis_url: String,
+    pub fail_open: bool,
+}
+
+impl fmt::Debug for RevocationSettings {
+    // The URL may carry a password.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RevocationSettings")
+            .field("redis_url", &"<redacted>")
+            .field("fail_open", &self.fail_open)
+            .finish()
+    }
 }
 
 /// Which paths skip authentication, and which need scopes.
@@ -299,6 +318,7 @@ pub fn resolve(args: &Args, file: Option<(&Path, &FileConfig)>) -> Result<Config
         allow_insecure_http: flag!(allow_insecure_http),
         start_without_keys: flag!(start_without_keys),
         token_from_websocket_protocol: flag!(token_from_websocket_protocol),
+        revocation: revocation_settings(non_empty(pick!(redis_url))?, pick!(revocation_fail_open))?,
     };
     let allow_any_issuer = flag!(allow_any_issuer);
 
@@ -527,6 +547,24 @@ pub fn resolve(args: &Args, file: Option<(&Path, &FileConfig)>) -> Result<Config
         shutdown_timeout,
         log_format,
     })
+}
+
+/// `--redis-url` and `--revocation-fail-open`; the latter alone is a mistake worth an error.
+fn revocation_settings(
+    redis_url: Option<String>,
+    fail_open: Option<(bool, String)>,
+) -> Result<Option<RevocationSettings>, ConfigError> {
+    match (redis_url, fail_open) {
+        (Some(redis_url), fail_open) => Ok(Some(RevocationSettings {
+            redis_url,
+            fail_open: fail_open.is_some_and(|(on, _)| on),
+        })),
+        (None, Some((true, origin))) => Err(ConfigError::Missing {
+            setting: "--redis-url".to_owned(),
+            reason: format!("{origin} changes how the revocation list fails, but none is set"),
+        }),
+        (None, _) => Ok(None),
+    }
 }
 
 #[cfg(test)]

@@ -486,3 +486,6 @@ mod upstreams;
 
 #[path = "tests_inspect.rs"]
 mod inspect;
+
+#[path = "tests_revocation.rs"]
+mod revocation;
