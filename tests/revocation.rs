@@ -125,6 +125,19 @@ async fn a_memory_list_is_bounded() {
         error,
         tower_jwt_auth::RevocationError::Full { max_entries: 2 }
     ));
+    // Entries whose token has expired (beyond the grace) make room.
+    let short = RevocationList::builder().max_entries(1).memory();
+    short
+        .revoke_token("expired-soon", now() - 299)
+        .await
+        .unwrap();
+    assert_eq!(short.status().entries, 1);
+    // Kept through the grace (beyond any leeway), then dropped to make room.
+    eventually("the expired entry to make room", async || {
+        short.revoke_token("x", exp).await.is_ok()
+    })
+    .await;
+    assert_eq!(short.status().entries, 1);
     // Revoking an expired token needs no room, and an empty jti is refused.
     list.revoke_token("old", now() - 3600).await.unwrap();
     assert!(list.revoke_token("", exp).await.is_err());

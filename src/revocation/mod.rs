@@ -119,7 +119,10 @@ pub enum FailureMode {
 ///   `Retry-After` ([`AuthError::RevocationUnavailable`]) unless the list
 ///   [fails open](RevocationListBuilder::fail_open). The list reconnects and resyncs by itself.
 ///
-/// Entries are never removed before their time: there is no "unrevoke".
+/// Entries are never removed before their time: there is no "unrevoke". Run Redis with
+/// persistence (AOF), so that a restarted Redis still holds the list for replicas started later,
+/// and as a single node or with Sentinel (the write script touches several keys, which Redis
+/// Cluster would need in one slot).
 ///
 /// A cheap-to-clone handle: clones share one list. With Redis, a background task keeps the copy
 /// current and stops when the last clone is dropped.
@@ -172,6 +175,7 @@ impl Health {
         u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX - 1)
     }
 
+    #[cfg(feature = "redis")]
     fn mark_current(&self) {
         self.current_at_ms.store(self.now_ms(), Ordering::Relaxed);
     }
@@ -237,10 +241,7 @@ impl RevocationList {
         if let Some(store) = &self.0.redis {
             store.revoke_token(jti, exp, until).await?;
         }
-        self.0
-            .set
-            .insert_token(jti, until)
-            .map_err(|set::Full| self.full())
+        self.insert(|set| set.insert_token(jti, until))
     }
 
     /// Revokes every token of subject `sub` issued before `before` (seconds since the epoch;
@@ -264,9 +265,21 @@ impl RevocationList {
         if let Some(store) = &self.0.redis {
             store.revoke_subject(sub, before, until).await?;
         }
-        self.0
-            .set
-            .insert_subject(sub, before, until)
+        self.insert(|set| set.insert_subject(sub, before, until))
+    }
+
+    /// Adds an entry to the local copy; when it is full, drops the entries whose time has passed
+    /// and tries once more.
+    fn insert(
+        &self,
+        insert: impl Fn(&RevokedSet) -> Result<(), set::Full>,
+    ) -> Result<(), RevocationError> {
+        let set = &self.0.set;
+        insert(set)
+            .or_else(|set::Full| {
+                set.purge_expired(crate::clock::unix_seconds(SystemTime::now()));
+                insert(set)
+            })
             .map_err(|set::Full| self.full())
     }
 
@@ -346,7 +359,8 @@ impl Default for RevocationListBuilder {
 impl RevocationListBuilder {
     /// The most entries the local copy holds; a revocation beyond it fails with
     /// [`RevocationError::Full`], and a replica whose copy can't hold Redis's list counts as
-    /// stale. Entries leave at their token's `exp` (plus five minutes, beyond any leeway).
+    /// stale. Entries leave at their token's `exp` (plus five minutes, beyond any leeway): a
+    /// memory list drops them when it needs the room, a Redis-backed one every sync interval.
     /// Default: [`DEFAULT_MAX_REVOCATIONS`] (1,000,000).
     pub fn max_entries(mut self, max_entries: usize) -> Self {
         self.max_entries = max_entries;
