@@ -110,6 +110,10 @@ impl<T> Authenticator<T> {
     pub(crate) fn verifier(&self) -> &Verifier<T> {
         &self.config.verifier
     }
+
+    pub(crate) fn revocation(&self) -> Option<&RevocationList> {
+        self.config.revocation.as_ref()
+    }
 }
 
 impl<T> Authenticator<T>

@@ -106,7 +106,9 @@ async fn gateways_sharing_redis_refuse_a_token_revoked_with_gateway_revoke() {
     };
     let env = env().await;
     let url = redis.url();
-    let first = env.gateway(&["--redis-url", &url]).await;
+    let first = env
+        .gateway(&["--redis-url", &url, "--admin-listen", "127.0.0.1:0"])
+        .await;
     let second = env.gateway(&["--redis-url", &url]).await;
     let exp = now() + 600;
     let token = env.token(json!({ "jti": "stolen-1", "exp": exp }));
@@ -125,6 +127,16 @@ async fn gateways_sharing_redis_refuse_a_token_revoked_with_gateway_revoke() {
             StatusCode::OK
         );
     }
+
+    assert_eq!(
+        get_path(first.local_addr(), "/healthz", None).await.status,
+        StatusCode::OK
+    );
+    let details = get_path(first.admin_addr().unwrap(), "/healthz", None)
+        .await
+        .json();
+    assert_eq!(details["revocation"]["usable"], true, "{details}");
+    assert_eq!(details["revocation"]["fail_open"], false, "{details}");
 
     let exp = exp.to_string();
     let args = revoke_args(&["--redis-url", &url, "--jti", "stolen-1", "--exp", &exp]).unwrap();
@@ -169,9 +181,9 @@ async fn gateways_sharing_redis_refuse_a_token_revoked_with_gateway_revoke() {
                 .status,
             StatusCode::OK
         );
-        let metrics = get_path(gateway.local_addr(), "/metrics", None)
-            .await
-            .text();
+        // With --admin-listen, /metrics is served there.
+        let metrics_addr = gateway.admin_addr().unwrap_or(gateway.local_addr());
+        let metrics = get_path(metrics_addr, "/metrics", None).await.text();
         assert!(metrics.contains("revoked"), "{metrics}");
     }
 }

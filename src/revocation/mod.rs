@@ -303,6 +303,11 @@ impl RevocationList {
         }
     }
 
+    /// What the layer does when the copy is stale: refuse (`503`) or check the last copy.
+    pub fn failure_mode(&self) -> FailureMode {
+        self.0.settings.failure_mode
+    }
+
     /// The layer's check: revoked tokens are refused; a copy older than the maximum staleness
     /// refuses everything when the list fails closed.
     pub(crate) fn check(&self, claims: &RegisteredClaims) -> Result<(), AuthError> {
