@@ -244,7 +244,8 @@ where
     /// synchronous.
     ///
     /// ```
-    ///     /// use std::sync::Arc;
+    /// use std::collections::HashSet;
+    /// use std::sync::Arc;
     /// use tower_jwt_auth::{JwtAuthLayer, RegisteredClaims};
     ///
     /// let banned = Arc::new(HashSet::from(["mallory".to_owned()]));
@@ -280,14 +281,16 @@ where
     /// signature check; `0` switches the cache off. Default: [`DEFAULT_TOKEN_CACHE_BYTES`]
     /// (32 MiB, about 10,000 tokens of 1 KiB).
     ///
-    /// An entry weighs its payload twice (the text kept for [`VerifiedToken::payload`] and, about
-    /// as much, the decoded claims) plus 320 bytes, so a claims-heavy 8 KiB token counts for what
-    /// it costs. An entry is keyed by the SHA-256 of the whole token and lives until the token's
-    /// `exp` (an hour at most); a token that is not valid yet is not kept, and an entry whose
-    /// signing key has left the issuer's key set is not used. On a hit the time claims (`exp`,
-    /// `nbf`, `iat`, the maximum age) are checked again and the [`validate`](Self::validate) and
-    /// [`validate_async`](Self::validate_async) checks run again, so a check that consults
-    /// changing state (a deny list) still sees every request.
+    /// An entry weighs the token, its payload twice (the text kept for
+    /// [`VerifiedToken::payload_json`](crate::VerifiedToken::payload_json) and, about as much, the
+    /// decoded claims) and 320 bytes, so a claims-heavy 8 KiB token counts for what it costs. A
+    /// token is admitted on its second sighting, so a flood of one-off tokens can't flush the ones
+    /// in use. An entry is found by a keyed hash and keeps the token's bytes, compared exactly on
+    /// a hit; it lives until the token's `exp` (an hour at most); a token that is not valid yet is
+    /// not kept, and an entry whose signing key has left the issuer's key set is not used. On a
+    /// hit the time claims (`exp`, `nbf`, `iat`, the maximum age) are checked again and the
+    /// [`validate`](Self::validate) and [`validate_async`](Self::validate_async) checks run again,
+    /// so a check that consults changing state (a deny list) still sees every request.
     pub fn token_cache_bytes(mut self, bytes: u64) -> Self {
         self.token_cache_bytes = bytes;
         self
@@ -312,11 +315,11 @@ where
 
     /// The HTTP client for discovery and JWKS requests, e.g. one with a custom root CA or a
     /// proxy. Default: a built-in rustls client with the [`RefreshPolicy`] timeouts that follows
-    /// redirects only within the same host.
+    /// redirects only to the same origin (scheme, host and port).
     ///
     /// With your own client, its connect timeout and redirect policy are yours; the total
     /// timeout ([`RefreshPolicy::fetch_timeout`]) and the size cap still apply to every request,
-    /// and an answer that comes from another host than the one asked is refused.
+    /// and an answer that comes from another origin than the one asked is refused.
     pub fn http_client(mut self, client: reqwest::Client) -> Self {
         self.http_client = Some(client);
         self

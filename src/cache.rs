@@ -1,16 +1,23 @@
 //! The verified-token cache: a repeated token skips the signature check and the claim parsing.
 //!
-//! Entries are keyed by the SHA-256 of the whole token, so only the very same bytes hit. An entry
-//! lives until the token's `exp` at the latest (an hour at most), is never made for a token that is
-//! not yet valid, and is ignored (and dropped) once the key that signed it has left its issuer's
-//! key set. On a hit the time claims are checked again and the user validators run again; only
-//! what can't change for the same bytes and the same configuration (signature, `iss`, `aud`,
-//! `typ`, required claims, the claims' types) is taken from the cache.
+//! Entries are indexed by a keyed 64-bit hash of the token (aHash with random keys per cache, so
+//! that nobody outside can aim tokens at one slot) and keep the token's bytes: a hit compares them
+//! exactly, so a collision is only a miss, never another token's claims. An entry lives until the
+//! token's `exp` at the latest (an hour at most), is never made for a token that is not yet valid,
+//! and is ignored (and dropped) once the key that signed it has left its issuer's key set. On a hit
+//! the time claims are checked again and the user validators run again; only what can't change
+//! for the same bytes and the same configuration (signature, `iss`, `aud`, `typ`, required claims,
+//! the claims' types) is taken from the cache.
+//!
+//! Admission: a token enters the cache on its second sighting. A doorkeeper (a fixed table of
+//! recently seen hashes) remembers the first; so a flood of one-off tokens (a scan, a client
+//! minting a token per request) costs no insertion and can't flush the tokens in use.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use aws_lc_rs::digest;
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use quick_cache::Weighter;
 use quick_cache::sync::Cache;
 
@@ -22,6 +29,8 @@ const MAX_ENTRY_LIFETIME: Duration = Duration::from_secs(3600);
 
 /// A token that passed every check, as it is kept.
 pub(crate) struct CachedToken<T> {
+    /// The token itself: a hit must be the very same bytes.
+    text: Box<str>,
     pub(crate) claims: Claims<T>,
     pub(crate) token: VerifiedToken,
     /// Which issuer of the verifier it belongs to.
@@ -34,8 +43,8 @@ pub(crate) struct CachedToken<T> {
     weight: u64,
 }
 
-/// The cache key: the SHA-256 of the token.
-pub(crate) type TokenHash = [u8; 32];
+/// The cache index: a keyed hash of the token.
+pub(crate) type TokenHash = u64;
 
 /// The fixed cost of an entry besides its payload: the hash, the `Arc`s, the registered claims
 /// and the cache's own bookkeeping.
@@ -54,6 +63,10 @@ impl<T> Weighter<TokenHash, Arc<CachedToken<T>>> for EntryBytes {
 
 pub(crate) struct TokenCache<T> {
     entries: Cache<TokenHash, Arc<CachedToken<T>>, EntryBytes>,
+    /// Random keys, drawn when the cache is made.
+    hasher: ahash::RandomState,
+    /// Hashes of tokens seen once, one per slot (the slot is the hash's low bits); 0 is empty.
+    doorkeeper: Box<[AtomicU64]>,
 }
 
 impl<T> std::fmt::Debug for TokenCache<T> {
@@ -69,20 +82,29 @@ impl<T: Send + Sync + 'static> TokenCache<T> {
     pub(crate) fn new(bytes: u64) -> Self {
         // The estimate only sizes the index up front; entries of 1 KiB payloads are typical.
         let estimated_items = usize::try_from(bytes / (2048 + ENTRY_OVERHEAD)).unwrap_or(1 << 20);
+        // Twice the entries the cache can hold, within 1 Ki and 1 Mi slots (8 MiB at most).
+        let slots = (estimated_items.max(16) * 2)
+            .next_power_of_two()
+            .clamp(1 << 10, 1 << 20);
         Self {
             entries: Cache::with_weighter(estimated_items.max(16), bytes, EntryBytes),
+            hasher: ahash::RandomState::new(),
+            doorkeeper: (0..slots).map(|_| AtomicU64::new(0)).collect(),
         }
     }
 
-    pub(crate) fn hash(token: &str) -> TokenHash {
-        let mut hash = [0; 32];
-        hash.copy_from_slice(digest::digest(&digest::SHA256, token.as_bytes()).as_ref());
-        hash
+    pub(crate) fn hash(&self, token: &str) -> TokenHash {
+        // 0 marks an empty doorkeeper slot.
+        self.hasher.hash_one(token.as_bytes()).max(1)
     }
 
-    /// The entry for `hash`, unless it has expired (an expired one is dropped).
-    pub(crate) fn get(&self, hash: &TokenHash) -> Option<Arc<CachedToken<T>>> {
-        let entry = self.entries.get(hash)?;
+    /// The entry for `token` (whose hash is `hash`), unless it has expired (an expired one is
+    /// dropped) or the slot holds another token.
+    pub(crate) fn get(&self, hash: TokenHash, token: &str) -> Option<Arc<CachedToken<T>>> {
+        let entry = self.entries.get(&hash)?;
+        if *entry.text != *token {
+            return None;
+        }
         if Instant::now() < entry.expires_at {
             Some(entry)
         } else {
@@ -91,21 +113,39 @@ impl<T: Send + Sync + 'static> TokenCache<T> {
         }
     }
 
-    pub(crate) fn remove(&self, hash: &TokenHash) {
-        self.entries.remove(hash);
+    /// Whether a token seen now should be kept: yes on its second sighting (while the doorkeeper
+    /// still remembers the first).
+    fn admit(&self, hash: TokenHash) -> bool {
+        let slot = &self.doorkeeper[(hash as usize) & (self.doorkeeper.len() - 1)];
+        if slot.load(Ordering::Relaxed) == hash {
+            slot.store(0, Ordering::Relaxed);
+            true
+        } else {
+            slot.store(hash, Ordering::Relaxed);
+            false
+        }
     }
 
-    /// Keeps a token verified at `now` (seconds since the epoch), unless it is not valid yet or
-    /// about to expire.
+    pub(crate) fn remove(&self, hash: TokenHash) {
+        self.entries.remove(&hash);
+    }
+
+    /// Keeps `token`, verified at `now` (seconds since the epoch), if it is seen for the second
+    /// time, valid now and not about to expire.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn insert(
         &self,
         hash: TokenHash,
+        text: &str,
         claims: Claims<T>,
         token: VerifiedToken,
         issuer: usize,
         key: Arc<PreparedKey>,
         now: i64,
     ) {
+        if !self.admit(hash) {
+            return;
+        }
         let registered = token.registered_claims();
         // Accepted thanks to the leeway, but not valid yet: not worth keeping.
         if registered.nbf.is_some_and(|NumericDate(nbf)| nbf > now) {
@@ -119,8 +159,9 @@ impl<T: Send + Sync + 'static> TokenCache<T> {
             },
             None => MAX_ENTRY_LIFETIME,
         };
-        let weight = 2 * token.payload_json().len() as u64 + ENTRY_OVERHEAD;
+        let weight = (text.len() + 2 * token.payload_json().len()) as u64 + ENTRY_OVERHEAD;
         let entry = CachedToken {
+            text: text.into(),
             claims,
             token,
             issuer,
@@ -175,14 +216,26 @@ mod tests {
             Box::default(),
             payload.into(),
         );
+        // Seen twice: admitted.
+        see(cache, token, &details);
+        see(cache, token, &details);
+    }
+
+    /// One sighting of `token`, verified with `details`.
+    fn see(cache: &TokenCache<()>, token: &str, details: &VerifiedToken) {
         cache.insert(
-            TokenCache::<()>::hash(token),
+            cache.hash(token),
+            token,
             Claims(Arc::new(())),
-            details,
+            details.clone(),
             0,
             key(),
             NOW,
         );
+    }
+
+    fn get(cache: &TokenCache<()>, token: &str) -> Option<Arc<CachedToken<()>>> {
+        cache.get(cache.hash(token), token)
     }
 
     #[test]
@@ -194,13 +247,9 @@ mod tests {
         insert(&cache, "expiring now", Some(NOW), None);
         insert(&cache, "expired within leeway", Some(NOW - 10), None);
         assert_eq!(cache.len(), 2);
-        assert!(cache.get(&TokenCache::<()>::hash("valid")).is_some());
-        assert!(cache.get(&TokenCache::<()>::hash("no exp")).is_some());
-        assert!(
-            cache
-                .get(&TokenCache::<()>::hash("not yet valid"))
-                .is_none()
-        );
+        assert!(get(&cache, "valid").is_some());
+        assert!(get(&cache, "no exp").is_some());
+        assert!(get(&cache, "not yet valid").is_none());
     }
 
     #[test]
@@ -209,7 +258,7 @@ mod tests {
         insert(&cache, "soon", Some(NOW + 90), None);
         insert(&cache, "far", Some(NOW + 30 * 86_400), None);
         let lifetime = |token: &str| {
-            let entry = cache.get(&TokenCache::<()>::hash(token)).unwrap();
+            let entry = get(&cache, token).unwrap();
             entry.expires_at.duration_since(Instant::now())
         };
         let close = |a: Duration, b: Duration| a <= b && b - a < Duration::from_secs(5);
@@ -238,9 +287,65 @@ mod tests {
 
     #[test]
     fn different_tokens_hash_differently() {
-        assert_ne!(
-            TokenCache::<()>::hash("a.b.c"),
-            TokenCache::<()>::hash("a.b.d")
+        let cache = TokenCache::<()>::new(1024);
+        assert_ne!(cache.hash("a.b.c"), cache.hash("a.b.d"));
+        // Keyed: another cache hashes the same token elsewhere.
+        let other = TokenCache::<()>::new(1024);
+        assert_ne!(cache.hash("a.b.c"), other.hash("a.b.c"));
+    }
+
+    #[test]
+    fn a_hit_is_the_very_same_token_whatever_the_slot() {
+        let cache = TokenCache::new(100 * 1024);
+        insert(&cache, "token-a", Some(NOW + 60), None);
+        // Another token looked up under token-a's slot (a collision) is a miss, not its claims.
+        let slot = cache.hash("token-a");
+        assert!(cache.get(slot, "token-a").is_some());
+        assert!(cache.get(slot, "token-b").is_none());
+        assert!(cache.get(slot, "token-").is_none());
+    }
+
+    #[test]
+    fn a_token_is_admitted_on_its_second_sighting() {
+        let cache = TokenCache::new(100 * 1024);
+        let details = VerifiedToken::with_payload(
+            Algorithm::HS256,
+            None,
+            None,
+            RegisteredClaims::default(),
+            Box::default(),
+            "{}".into(),
         );
+        see(&cache, "once", &details);
+        assert!(get(&cache, "once").is_none());
+        see(&cache, "once", &details);
+        assert!(get(&cache, "once").is_some());
+    }
+
+    #[test]
+    fn a_flood_of_one_off_tokens_does_not_flush_the_tokens_in_use() {
+        // Room for about 100 small entries; 100 hot tokens in use, then 100,000 one-off tokens
+        // each seen once while the hot ones keep being used.
+        let cache = TokenCache::new(110 * 326);
+        let hot: Vec<String> = (0..100).map(|i| format!("hot-{i}")).collect();
+        for token in &hot {
+            insert(&cache, token, Some(NOW + 600), None);
+        }
+        let details = VerifiedToken::with_payload(
+            Algorithm::HS256,
+            None,
+            None,
+            RegisteredClaims::default(),
+            Box::default(),
+            "{}".into(),
+        );
+        let mut hits = 0;
+        for i in 0..100_000 {
+            see(&cache, &format!("one-off-{i}"), &details);
+            if get(&cache, &hot[i % hot.len()]).is_some() {
+                hits += 1;
+            }
+        }
+        assert_eq!(hits, 100_000, "every hot token stays");
     }
 }

@@ -313,3 +313,30 @@ pub enum ConfigError {
         reason: String,
     },
 }
+
+/// Why a fetch failed. The text is for operators (logs, [`ConfigError`](crate::ConfigError)),
+/// never sent to clients.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum FetchError {
+    /// The URL is not allowed (plain `http` to a non-loopback host without the opt-in, or not
+    /// `http`/`https` at all).
+    #[error("URL not allowed: {0}")]
+    UrlNotAllowed(String),
+    /// Connecting, sending, or reading failed, or the timeout passed.
+    #[error("request failed: {0}")]
+    Transport(String),
+    /// The server answered with a status other than 200 (or 304 on revalidation).
+    #[error("unexpected status {0}")]
+    Status(u16),
+    /// The response was redirected to another origin: another scheme, host or port than the URL
+    /// asked (the variant's name predates the port and scheme checks).
+    #[error("redirected to another origin")]
+    CrossHostRedirect,
+    /// The body is larger than the configured cap.
+    #[error("response larger than {0} bytes")]
+    TooLarge(usize),
+    /// The body is not what was expected (not JSON, not a JWKS, no usable key, wrong issuer …).
+    #[error("invalid document: {0}")]
+    Invalid(String),
+}

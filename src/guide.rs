@@ -66,7 +66,7 @@ pub mod migrating_from_jwt_authorizer {
     //! - Rejections follow RFC 6750: `WWW-Authenticate` with `error` and `error_description`,
     //!   `400` for a malformed request, `403 insufficient_scope` from [`Authorize`](crate::Authorize).
     //! - A repeated token is served from the verified-token cache (see
-    //!   [`token_cache_capacity`](crate::JwtAuthBuilder::token_cache_capacity)).
+    //!   [`token_cache_bytes`](crate::JwtAuthBuilder::token_cache_bytes)).
 }
 
 pub mod deployment {

@@ -112,6 +112,23 @@ impl Issuer {
         if self.keys.is_empty() {
             return Err(ConfigError::NoKeys(self.name().to_owned()));
         }
+        if let Some(shared) = self.keys.iter().find_map(|source| match source.kind() {
+            SourceKind::Shared(shared) => Some(shared),
+            _ => None,
+        }) {
+            // The set is the shared one, whole: static keys beside it would make it another set.
+            if self.keys.len() > 1 {
+                return Err(ConfigError::InvalidSetting {
+                    name: "KeySource::shared",
+                    reason: format!(
+                        "issuer `{}`: shared keys must be the issuer's only key source",
+                        self.name()
+                    ),
+                });
+            }
+            let keys = shared.store();
+            return Ok(self.into_policy(algorithms, keys));
+        }
         let mut keys = Vec::new();
         let mut remote_source = None;
         for source in &self.keys {
@@ -146,7 +163,11 @@ impl Issuer {
                 KeyStore::remote(current, fetched)
             }
         };
-        Ok(IssuerPolicy {
+        Ok(self.into_policy(algorithms, keys))
+    }
+
+    fn into_policy(self, algorithms: AlgorithmSet, keys: KeyStore) -> IssuerPolicy {
+        IssuerPolicy {
             iss: self.iss.map(String::into_boxed_str),
             audiences: self
                 .audiences
@@ -155,7 +176,7 @@ impl Issuer {
                 .collect(),
             algorithms,
             keys,
-        })
+        }
     }
 
     fn remote_source(

@@ -136,7 +136,10 @@ pub use error::{AuthError, ConfigError, ErrorCode};
 pub use extract::{ClaimsRejection, ClaimsRejectionKind, RequireScopes, ScopeRequirement};
 pub use future::ResponseFuture;
 pub use issuer::Issuer;
-pub use keys::{FetchCounts, FetchError, KeySetStatus, KeySource, RefreshPolicy, SkippedKey};
+pub use keys::{
+    FetchCounts, FetchError, KeySetStatus, KeySource, RefreshPolicy, SharedKeys, SharedKeysBuilder,
+    SkippedKey,
+};
 pub use layer::JwtAuthLayer;
 pub use response::{DefaultRejection, RejectionResponse, www_authenticate};
 pub use revocation::{

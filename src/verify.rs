@@ -105,8 +105,8 @@ impl<T: DeserializeOwned + Send + Sync + 'static> Verifier<T> {
         let Some(cache) = &self.cache else {
             return self.verify_token(token, now).map(|(verified, _)| verified);
         };
-        let hash = TokenCache::<T>::hash(token);
-        if let Some(hit) = cache.get(&hash) {
+        let hash = cache.hash(token);
+        if let Some(hit) = cache.get(hash, token) {
             let keys = self.issuers[hit.issuer].keys.snapshot();
             if keys.is_usable() && keys.contains(&hit.key) {
                 telemetry::cache_lookup(true);
@@ -119,12 +119,13 @@ impl<T: DeserializeOwned + Send + Sync + 'static> Verifier<T> {
                 });
             }
             // The signing key left the set (or the set is unusable): verify from scratch.
-            cache.remove(&hash);
+            cache.remove(hash);
         }
         telemetry::cache_lookup(false);
         let (verified, Signer { issuer, key }) = self.verify_token(token, now)?;
         cache.insert(
             hash,
+            token,
             verified.claims.clone(),
             verified.token.clone(),
             issuer,

@@ -21,7 +21,7 @@ use tower::{Layer as _, Service as _, ServiceExt as _};
 use tower_jwt_auth::{
     AuthError, Authorize, Claims, ClaimsRejection, Clock, DefaultRejection, Issuer, JwtAuth,
     JwtAuthBuilder, JwtAuthLayer, KeySource, RefreshPolicy, RegisteredClaims, ResponseFuture,
-    SignatureVerifier, SystemClock, TokenSource, VerifiedToken,
+    SharedKeys, SignatureVerifier, SystemClock, TokenSource, VerifiedToken,
 };
 
 fn builder() -> JwtAuthBuilder<Value> {
@@ -397,4 +397,73 @@ fn public_types_are_send_sync_and_clone() {
     send_sync::<SignatureVerifier>();
     send_sync::<tower_jwt_auth::ConfigError>();
     send_sync::<JwtAuthBuilder<Value>>();
+}
+
+#[tokio::test]
+async fn layers_on_one_shared_key_set_share_its_fetches() {
+    let first = TestKey::ed25519("first");
+    let server = IssuerServer::start(vec![first.public_jwk.clone()]).await;
+    let keys = SharedKeys::builder(KeySource::jwks_url(server.jwks_url()))
+        .refresh_policy(RefreshPolicy::default().unknown_kid_cooldown(Duration::ZERO))
+        .start()
+        .await
+        .unwrap();
+    let layer_for = |audience: &str| {
+        JwtAuthLayer::<Value>::builder()
+            .issuer(
+                Issuer::new(ISSUER)
+                    .audience(audience)
+                    .key(KeySource::shared(&keys)),
+            )
+            .build()
+    };
+    let orders = layer_for(AUDIENCE).await.unwrap();
+    let billing = layer_for("billing").await.unwrap();
+    // One fetch at start, whatever the number of layers.
+    assert_eq!(server.jwks_hits(), 1);
+    let token_for =
+        |key: &TestKey, audience: &str| key.sign(&claims_with(json!({"aud": audience})));
+    assert!(orders.verify(&token_for(&first, AUDIENCE)).await.is_ok());
+    assert!(billing.verify(&token_for(&first, "billing")).await.is_ok());
+    // Each layer keeps its own audience.
+    assert_eq!(
+        billing
+            .verify(&token_for(&first, AUDIENCE))
+            .await
+            .unwrap_err(),
+        AuthError::AudienceNotAllowed
+    );
+
+    // A rotation found by one layer's refetch serves the other at once.
+    let second = TestKey::rsa("rsa-b", "second", jsonwebtoken::Algorithm::RS256);
+    server.set_keys(vec![first.public_jwk.clone(), second.public_jwk.clone()]);
+    assert!(orders.verify(&token_for(&second, AUDIENCE)).await.is_ok());
+    assert_eq!(server.jwks_hits(), 2);
+    assert!(billing.verify(&token_for(&second, "billing")).await.is_ok());
+    assert_eq!(server.jwks_hits(), 2);
+    assert_eq!(keys.status().key_count, 2);
+    assert_eq!(orders.key_sets()[0].key_count, 2);
+
+    // A shared set is the issuer's only source.
+    let mixed = JwtAuthLayer::<Value>::builder()
+        .issuer(
+            Issuer::new(ISSUER)
+                .key(KeySource::shared(&keys))
+                .key(KeySource::shared_secret(SECRET)),
+        )
+        .build()
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(mixed, tower_jwt_auth::ConfigError::InvalidSetting { .. }),
+        "{mixed:?}"
+    );
+    // A static source can't be shared.
+    let err = SharedKeys::start(KeySource::shared_secret(SECRET))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, tower_jwt_auth::ConfigError::InvalidSetting { .. }),
+        "{err:?}"
+    );
 }

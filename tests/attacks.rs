@@ -35,10 +35,6 @@ async fn app_with(issuers: Vec<Issuer>, configure: impl FnOnce(Builder) -> Build
         .layer(layer)
 }
 
-fn issuer_with(source: KeySource) -> Issuer {
-    Issuer::new(ISSUER).audience(AUDIENCE).key(source)
-}
-
 /// One issuer whose JWKS holds an Ed25519 (`ed`), an RSA (`rsa`) and a P-256 (`ec`) key.
 async fn app() -> Router {
     let keys = jwks(&[
@@ -47,11 +43,6 @@ async fn app() -> Router {
         &TestKey::ec("ec-p256", "ec"),
     ]);
     app_with(vec![issuer_with(KeySource::jwks_json(keys))], |b| b).await
-}
-
-#[track_caller]
-fn assert_ok(reply: &Reply) {
-    assert_eq!(reply.status, StatusCode::OK, "{}", reply.www_authenticate());
 }
 
 /// Sends each token and asserts the `401 invalid_token` with `description`.

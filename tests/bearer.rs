@@ -16,10 +16,6 @@ async fn whoami(Claims(claims): Claims<Value>) -> String {
     claims["sub"].as_str().unwrap_or("-").to_owned()
 }
 
-fn key() -> TestKey {
-    TestKey::ed25519("k")
-}
-
 fn token() -> String {
     key().sign(&valid_claims())
 }

@@ -25,10 +25,6 @@ async fn whoami(Claims(claims): Claims<MyClaims>) -> String {
     claims.registered.sub.clone().unwrap_or_default()
 }
 
-fn key() -> TestKey {
-    TestKey::ed25519("k")
-}
-
 fn default_issuer() -> Issuer {
     Issuer::new(ISSUER)
         .audience(AUDIENCE)

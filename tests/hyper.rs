@@ -25,10 +25,6 @@ struct MyClaims {
     sub: String,
 }
 
-fn key() -> TestKey {
-    TestKey::ed25519("k")
-}
-
 async fn layer() -> JwtAuthLayer<MyClaims> {
     JwtAuthLayer::builder()
         .issuer(

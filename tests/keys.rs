@@ -6,7 +6,6 @@ mod support;
 
 use axum::Router;
 use axum::routing::get;
-use http::StatusCode;
 use serde_json::{Value, json};
 use support::*;
 use tower_jwt_auth::{Algorithm, Claims, ConfigError, Issuer, JwtAuthLayer, KeySource};
@@ -24,15 +23,6 @@ async fn app(issuers: Vec<Issuer>) -> Router {
     Router::new()
         .route("/me", get(|_: Claims<Value>| async { "ok" }))
         .layer(layer)
-}
-
-fn issuer_with(source: KeySource) -> Issuer {
-    Issuer::new(ISSUER).audience(AUDIENCE).key(source)
-}
-
-#[track_caller]
-fn assert_ok(reply: &Reply) {
-    assert_eq!(reply.status, StatusCode::OK, "{}", reply.www_authenticate());
 }
 
 /// `key`'s JWK with `changes` merged in.

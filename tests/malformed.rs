@@ -1,5 +1,7 @@
-//! Hostile and broken tokens never panic and never get a 500: each one gets the exact `401
-//! invalid_token` or `400 invalid_request` its defect calls for.
+//! Robustness: broken tokens (bad base64url, wrong part counts, stray spaces, invalid UTF-8, deep
+//! nesting, huge sizes) never panic and never get a 500; each gets the exact `401 invalid_token` or
+//! `400 invalid_request` its defect calls for. Attacks (alg none, JWE, `crit`, duplicate members,
+//! header-embedded keys …) are catalogued in `tests/attacks.rs`.
 
 mod support;
 
@@ -9,10 +11,6 @@ use http::StatusCode;
 use serde_json::{Value, json};
 use support::*;
 use tower_jwt_auth::{Claims, Issuer, JwtAuthLayer, KeySource, RegisteredClaims};
-
-fn key() -> TestKey {
-    TestKey::ed25519("k")
-}
 
 fn issuer() -> Issuer {
     Issuer::new(ISSUER)
@@ -148,25 +146,6 @@ async fn a_header_or_payload_that_is_not_a_json_object_is_a_malformed_token() {
 }
 
 #[tokio::test]
-async fn duplicate_members_in_header_or_payload_are_a_malformed_token() {
-    let tokens = [
-        signed(r#"{"alg":"EdDSA","kid":"k","kid":"k"}"#, &valid_payload()),
-        signed(
-            r#"{"alg":"EdDSA","kid":"k","alg":"EdDSA"}"#,
-            &valid_payload(),
-        ),
-        signed(
-            r#"{"alg":"EdDSA","kid":"k","\u006bid":"x"}"#,
-            &valid_payload(),
-        ),
-        signed(HEADER, &payload_with(r#""sub":"admin""#)),
-        signed(HEADER, &payload_with(r#""exp":1"#)),
-        signed(HEADER, &payload_with(r#""\u0061ud":"other""#)),
-    ];
-    expect_all(&app().await, &tokens, "malformed token").await;
-}
-
-#[tokio::test]
 async fn badly_typed_or_missing_header_members_are_a_malformed_token() {
     let tokens: Vec<String> = [
         r#"{"kid":"k"}"#,
@@ -199,63 +178,6 @@ async fn unknown_algorithms_are_unsupported() {
         })
         .collect();
     expect_all(&app().await, &tokens, "unsupported algorithm").await;
-}
-
-#[tokio::test]
-async fn jwe_tokens_are_refused() {
-    let jwe_header = b64url(br#"{"alg":"RSA-OAEP","enc":"A256GCM"}"#);
-    let five_parts = format!("{jwe_header}.ZW5j.aXY.Y2lwaGVy.dGFn");
-    let enc_in_three = signed(
-        r#"{"alg":"EdDSA","kid":"k","enc":"A256GCM"}"#,
-        &valid_payload(),
-    );
-    let tokens = [five_parts, enc_in_three];
-    let description = "encrypted or nested tokens are not accepted";
-    expect_all(&app().await, &tokens, description).await;
-}
-
-#[tokio::test]
-async fn unsecured_tokens_are_refused_in_any_spelling() {
-    let payload = b64url(valid_payload().as_bytes());
-    let mut tokens = Vec::new();
-    for alg in ["none", "None", "NONE", "nOnE"] {
-        let header = b64url(json!({ "alg": alg }).to_string().as_bytes());
-        tokens.push(format!("{header}.{payload}."));
-        // A signature doesn't make it better.
-        tokens.push(format!("{header}.{payload}.c2ln"));
-    }
-    expect_all(&app().await, &tokens, "unsecured token (alg none)").await;
-}
-
-#[tokio::test]
-async fn crit_and_unencoded_payloads_are_refused() {
-    let tokens: Vec<String> = [
-        r#"{"alg":"EdDSA","kid":"k","crit":["exp"],"exp":1}"#,
-        r#"{"alg":"EdDSA","kid":"k","crit":["b64"],"b64":false}"#,
-        r#"{"alg":"EdDSA","kid":"k","b64":false}"#,
-    ]
-    .iter()
-    .map(|header| signed(header, &valid_payload()))
-    .collect();
-    expect_all(
-        &app().await,
-        &tokens,
-        "unsupported critical header parameter",
-    )
-    .await;
-}
-
-#[tokio::test]
-async fn nested_jwts_are_refused() {
-    let tokens: Vec<String> = ["JWT", "jwt", "application/jwt"]
-        .iter()
-        .map(|cty| {
-            let header = json!({"alg": "EdDSA", "kid": "k", "cty": cty}).to_string();
-            signed(&header, &valid_payload())
-        })
-        .collect();
-    let description = "encrypted or nested tokens are not accepted";
-    expect_all(&app().await, &tokens, description).await;
 }
 
 #[tokio::test]
@@ -387,27 +309,4 @@ async fn a_wrong_or_truncated_signature_is_invalid() {
         format!("{signing_input}.AAAA"),
     ];
     expect_all(&app().await, &tokens, "signature invalid").await;
-}
-
-#[tokio::test]
-async fn keys_embedded_in_the_header_are_ignored() {
-    let attacker = TestKey::rsa("rsa-b", "attacker", jsonwebtoken::Algorithm::RS256);
-    let hints = |alg: &str, kid: &str| {
-        json!({
-            "alg": alg, "kid": kid, "jwk": attacker.public_jwk,
-            "jku": "https://attacker.test/jwks", "x5u": "https://attacker.test/cert",
-        })
-    };
-    let app = app().await;
-    // Signed by the configured key, the hints change nothing...
-    let honest = key().sign_with_header(&hints("EdDSA", "k"), &valid_claims());
-    let reply = get_with_token(&app, "/me", &honest).await;
-    assert_eq!(reply.status, StatusCode::OK);
-    // ...and signed by the key they point to, the token fails.
-    let forged = attacker.sign_with_header(&hints("RS256", "attacker"), &valid_claims());
-    let reply = get_with_token(&app, "/me", &forged).await;
-    assert_invalid_token(&reply, "no key for this token");
-    let forged = attacker.sign_with_header(&hints("RS256", "k"), &valid_claims());
-    let reply = get_with_token(&app, "/me", &forged).await;
-    assert_invalid_token(&reply, "algorithm does not match the key");
 }

@@ -10,7 +10,7 @@ use metrics_util::debugging::{DebugValue, DebuggingRecorder};
 use serde_json::{Value, json};
 use support::server::IssuerServer;
 use support::*;
-use tower_jwt_auth::{Claims, Issuer, JwtAuthLayer, KeySource};
+use tower_jwt_auth::{Authorize, Claims, Issuer, JwtAuthLayer, KeySource};
 
 #[test]
 fn requests_cache_and_fetches_are_counted() {
@@ -32,7 +32,16 @@ fn requests_cache_and_fetches_are_counted() {
                 .unwrap();
             let app = Router::new()
                 .route("/me", get(|_: Claims<Value>| async { "ok" }))
-                .layer(layer);
+                .route(
+                    "/admin",
+                    get(|| async { "admin" }).route_layer(Authorize::all_scopes(["admin"])),
+                )
+                .layer(layer.clone())
+                .merge(
+                    Router::new()
+                        .route("/open", get(|_: Claims<Value>| async { "ok" }))
+                        .layer(layer.optional()),
+                );
             let token = key.sign(&claims_with(json!({"iss": server.issuer()})));
             for _ in 0..3 {
                 get_with_token(&app, "/me", &token).await;
@@ -40,6 +49,13 @@ fn requests_cache_and_fetches_are_counted() {
             let expired = key.sign(&claims_with(json!({"iss": server.issuer(), "exp": 1})));
             get_with_token(&app, "/me", &expired).await;
             get_with_token(&app, "/me", "not-a-token").await;
+            // Refused after the layer: by `Authorize`, and by the extractor behind an optional
+            // layer. Both count as rejections (the layer let them through: accepted too).
+            get_with_token(&app, "/admin", &token).await;
+            let anonymous = axum::http::Request::get("/open")
+                .body(axum::body::Body::empty())
+                .unwrap();
+            send(&app, anonymous).await;
             (server.issuer(), token)
         })
     });
@@ -61,7 +77,7 @@ fn requests_cache_and_fetches_are_counted() {
             "jwt_auth_requests_total",
             &[("outcome", "accepted"), ("cause", "none")]
         ),
-        Some(&DebugValue::Counter(3))
+        Some(&DebugValue::Counter(5))
     );
     assert_eq!(
         find(
@@ -77,15 +93,30 @@ fn requests_cache_and_fetches_are_counted() {
         ),
         Some(&DebugValue::Counter(1))
     );
-    // The first valid request misses and the next two hit; the expired token and the malformed
-    // one miss too (the cache is looked up before anything is parsed).
+    assert_eq!(
+        find(
+            "jwt_auth_requests_total",
+            &[("outcome", "rejected"), ("cause", "insufficient_scope")]
+        ),
+        Some(&DebugValue::Counter(1))
+    );
+    assert_eq!(
+        find(
+            "jwt_auth_requests_total",
+            &[("outcome", "rejected"), ("cause", "missing_token")]
+        ),
+        Some(&DebugValue::Counter(1))
+    );
+    // The valid token is used four times: it misses twice (admitted to the cache on its second
+    // sighting) and then hits twice; the expired token and the malformed one miss too (the cache
+    // is looked up before anything is parsed).
     assert_eq!(
         find("jwt_auth_token_cache_total", &[("result", "hit")]),
         Some(&DebugValue::Counter(2))
     );
     assert_eq!(
         find("jwt_auth_token_cache_total", &[("result", "miss")]),
-        Some(&DebugValue::Counter(3))
+        Some(&DebugValue::Counter(4))
     );
     assert_eq!(
         find(

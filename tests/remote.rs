@@ -48,11 +48,6 @@ fn eager() -> RefreshPolicy {
     RefreshPolicy::default().unknown_kid_cooldown(Duration::ZERO)
 }
 
-#[track_caller]
-fn assert_ok(reply: &Reply) {
-    assert_eq!(reply.status, StatusCode::OK, "{}", reply.www_authenticate());
-}
-
 #[tokio::test]
 async fn keys_are_fetched_once_when_the_layer_is_built() {
     let key = TestKey::rs256("a");
@@ -190,6 +185,41 @@ async fn plain_http_is_refused_except_to_loopback_or_with_the_opt_in() {
 }
 
 #[tokio::test]
+async fn discovery_refuses_a_plain_http_jwks_uri_off_loopback_without_the_opt_in() {
+    let key = TestKey::rs256("a");
+    let server = IssuerServer::start(vec![key.public_jwk.clone()]).await;
+    server.set_metadata_jwks_uri("http://keys.example/jwks");
+    let error = JwtAuthLayer::<Value>::builder()
+        .issuer(Issuer::discover(server.issuer()))
+        .build()
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            &error,
+            ConfigError::KeyFetch {
+                error: FetchError::UrlNotAllowed(url),
+                ..
+            } if url.contains("http://keys.example/jwks")
+        ),
+        "{error}"
+    );
+    assert_eq!(server.oidc_hits(), 1);
+
+    // A plain-http jwks_uri on loopback, named by a plain-http loopback issuer, is fine.
+    server.set_metadata_jwks_uri(&server.keys_url());
+    let layer = JwtAuthLayer::<Value>::builder()
+        .issuer(Issuer::discover(server.issuer()))
+        .build()
+        .await
+        .unwrap();
+    assert_eq!(
+        layer.key_sets()[0].jwks_url.as_deref(),
+        Some(&*server.keys_url())
+    );
+}
+
+#[tokio::test]
 async fn redirects_to_another_host_are_not_followed() {
     let key = TestKey::rs256("a");
     let server = IssuerServer::start(vec![key.public_jwk.clone()]).await;
@@ -213,6 +243,73 @@ async fn redirects_to_another_host_are_not_followed() {
         "{error}"
     );
     assert_eq!(server.jwks_hits(), 1);
+}
+
+#[tokio::test]
+async fn redirects_to_another_port_of_the_same_host_are_not_followed() {
+    let key = TestKey::rs256("a");
+    let server = IssuerServer::start(vec![key.public_jwk.clone()]).await;
+    // Another service on the same host: same scheme and address, another port.
+    let elsewhere = IssuerServer::start(vec![key.public_jwk.clone()]).await;
+    server.set_mode(Mode::Redirect(elsewhere.jwks_url()));
+    let error = builder_for(&server, RefreshPolicy::default())
+        .build()
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            error,
+            ConfigError::KeyFetch {
+                error: FetchError::Status(302),
+                ..
+            }
+        ),
+        "{error}"
+    );
+    assert_eq!(elsewhere.jwks_hits(), 0, "the redirect was followed");
+}
+
+#[tokio::test]
+async fn a_user_supplied_client_may_not_bring_an_answer_from_another_port() {
+    let key = TestKey::rs256("a");
+    let server = IssuerServer::start(vec![key.public_jwk.clone()]).await;
+    let elsewhere = IssuerServer::start(vec![key.public_jwk.clone()]).await;
+    server.set_mode(Mode::Redirect(elsewhere.jwks_url()));
+    // reqwest's default policy follows up to ten redirects anywhere.
+    let error = builder_for(&server, RefreshPolicy::default())
+        .http_client(tower_jwt_auth::reqwest::Client::new())
+        .build()
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            error,
+            ConfigError::KeyFetch {
+                error: FetchError::CrossHostRedirect,
+                ..
+            }
+        ),
+        "{error}"
+    );
+    assert_eq!(elsewhere.jwks_hits(), 1, "the client followed the redirect");
+}
+
+#[tokio::test]
+async fn same_origin_redirects_are_followed() {
+    let key = TestKey::rs256("a");
+    let server = IssuerServer::start(vec![key.public_jwk.clone()]).await;
+    server.set_mode(Mode::Redirect(server.keys_url()));
+    let built_in = layer_for(&server, RefreshPolicy::default()).await;
+    let user_supplied = builder_for(&server, RefreshPolicy::default())
+        .http_client(tower_jwt_auth::reqwest::Client::new())
+        .build()
+        .await
+        .unwrap();
+    for layer in [built_in, user_supplied] {
+        assert_eq!(layer.key_sets()[0].key_count, 1);
+        assert_ok(&get_with_token(&app(&layer), "/me", &key.sign(&claims_for(&server))).await);
+    }
+    assert_eq!(server.jwks_hits(), 2);
 }
 
 #[tokio::test]
@@ -559,6 +656,44 @@ async fn the_refresh_follows_max_age_and_drops_withdrawn_keys() {
     })
     .await;
     assert_ok(&get_with_token(&app, "/me", &new.sign(&claims_for(&server))).await);
+}
+
+#[tokio::test]
+async fn an_endless_max_age_and_settings_at_duration_max_neither_panic_nor_stop_the_keys() {
+    let old = TestKey::rs256("old");
+    let new = TestKey::rsa("rsa-b", "new", jsonwebtoken::Algorithm::RS256);
+    let server = IssuerServer::start(vec![old.public_jwk.clone()]).await;
+    server.set_cache_control("public, max-age=18446744073709551615");
+    // "Never refresh on schedule, serve stale keys forever, wait as long as it takes."
+    let policy = RefreshPolicy::default()
+        .min_interval(Duration::MAX)
+        .max_interval(Duration::MAX)
+        .fallback_interval(Duration::MAX)
+        .unknown_kid_cooldown(Duration::MAX)
+        .unknown_kid_wait(Duration::MAX)
+        .max_staleness(Duration::MAX)
+        .max_backoff(Duration::MAX)
+        .connect_timeout(Duration::MAX)
+        .fetch_timeout(Duration::MAX);
+    let layer = layer_for(&server, policy).await;
+    let app = app(&layer);
+    assert_ok(&get_with_token(&app, "/me", &old.sign(&claims_for(&server))).await);
+
+    // The first unknown kid still refetches (no refetch has happened, so no cooldown runs) ...
+    server.set_keys(vec![old.public_jwk.clone(), new.public_jwk.clone()]);
+    assert_ok(&get_with_token(&app, "/me", &new.sign(&claims_for(&server))).await);
+    assert_eq!(server.jwks_hits(), 2);
+    // ... and the endless cooldown holds every later one back.
+    let stranger = TestKey::rs256("stranger");
+    assert_invalid_token(
+        &get_with_token(&app, "/me", &stranger.sign(&claims_for(&server))).await,
+        "no key for this token",
+    );
+    assert_eq!(server.jwks_hits(), 2);
+
+    let status = &layer.key_sets()[0];
+    assert!(status.usable && !status.stale, "{status:?}");
+    assert_eq!((status.key_count, status.fetches.ok), (2, 2));
 }
 
 #[tokio::test]

@@ -101,3 +101,90 @@ pub static VALID_TOKEN: LazyLock<String> = LazyLock::new(|| {
         valid_claims().as_bytes(),
     )
 });
+
+/// The `NumericDate` bounds (years 0001 to 9999): a time claim outside them must be refused.
+pub const DATE_MIN: f64 = -62_135_596_800.0;
+pub const DATE_MAX: f64 = 253_402_300_799.0;
+
+/// Whether `json` is valid JSON (as serde_json reads it) with some object, at any depth, holding
+/// a member name twice; names compared after unescaping (`"\u0061"` and `"a"` are the same).
+/// Written apart from the crate's scan, so that the two can be checked against each other.
+pub fn has_duplicate_member(json: &[u8]) -> bool {
+    use serde::de::{Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
+
+    struct Dup(bool);
+    struct DupVisitor;
+
+    impl<'de> Deserialize<'de> for Dup {
+        fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+            deserializer.deserialize_any(DupVisitor)
+        }
+    }
+
+    impl<'de> Visitor<'de> for DupVisitor {
+        type Value = Dup;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("JSON")
+        }
+        fn visit_bool<E>(self, _: bool) -> Result<Dup, E> {
+            Ok(Dup(false))
+        }
+        fn visit_i64<E>(self, _: i64) -> Result<Dup, E> {
+            Ok(Dup(false))
+        }
+        fn visit_u64<E>(self, _: u64) -> Result<Dup, E> {
+            Ok(Dup(false))
+        }
+        fn visit_f64<E>(self, _: f64) -> Result<Dup, E> {
+            Ok(Dup(false))
+        }
+        fn visit_str<E>(self, _: &str) -> Result<Dup, E> {
+            Ok(Dup(false))
+        }
+        fn visit_unit<E>(self) -> Result<Dup, E> {
+            Ok(Dup(false))
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Dup, A::Error> {
+            let mut dup = false;
+            while let Some(Dup(inner)) = seq.next_element()? {
+                dup |= inner;
+            }
+            Ok(Dup(dup))
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Dup, A::Error> {
+            let mut names = std::collections::HashSet::new();
+            let mut dup = false;
+            while let Some(name) = map.next_key::<String>()? {
+                dup |= !names.insert(name);
+                let Dup(inner) = map.next_value()?;
+                dup |= inner;
+            }
+            Ok(Dup(dup))
+        }
+    }
+
+    serde_json::from_slice::<Dup>(json).is_ok_and(|Dup(dup)| dup)
+}
+
+/// Whether the JSON object `header` has a `kid` that is present but not a string.
+pub fn has_non_string_kid(header: &[u8]) -> bool {
+    serde_json::from_slice::<serde_json::Value>(header)
+        .ok()
+        .and_then(|header| header.get("kid").map(|kid| !kid.is_string()))
+        .unwrap_or(false)
+}
+
+/// Whether the JSON object `payload` has an `exp`, `nbf` or `iat` that is a number outside
+/// [`DATE_MIN`, `DATE_MAX`] (rounded down; `1e300`, `2^64`, `-1e300` …).
+pub fn has_time_out_of_range(payload: &[u8]) -> bool {
+    let Ok(payload) = serde_json::from_slice::<serde_json::Value>(payload) else {
+        return false;
+    };
+    ["exp", "nbf", "iat"].iter().any(|name| {
+        payload
+            .get(name)
+            .and_then(serde_json::Value::as_f64)
+            .is_some_and(|seconds| !(DATE_MIN..=DATE_MAX).contains(&seconds.floor()))
+    })
+}

@@ -57,14 +57,106 @@ pub(crate) async fn discover_jwks_url(
                 metadata.issuer
             )));
         }
-        return checked_url(&metadata.jwks_uri, http_policy);
+        return checked_jwks_uri(&issuer_url, &metadata.jwks_uri, http_policy);
     }
     Err(last_error)
+}
+
+/// Checks the `jwks_uri` named by `issuer`'s metadata. Beyond the URL policy of any remote URL,
+/// a plain-`http` `jwks_uri` is accepted only from an issuer that is itself plain `http` (and so,
+/// the issuer having passed the same policy, loopback), unless `allow_insecure_http` is set:
+/// metadata an `https` issuer served must not send the key fetch to an unauthenticated
+/// endpoint, not even a loopback one (any local process may listen there).
+fn checked_jwks_uri(
+    issuer: &Url,
+    jwks_uri: &str,
+    http_policy: HttpPolicy,
+) -> Result<Url, FetchError> {
+    let url = checked_url(jwks_uri, http_policy)?;
+    if url.scheme() == "http" && issuer.scheme() != "http" && http_policy != HttpPolicy::Anywhere {
+        return Err(FetchError::UrlNotAllowed(format!(
+            "{jwks_uri}: plain http named by the metadata of an https issuer, without \
+             `allow_insecure_http`"
+        )));
+    }
+    Ok(url)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn plain_http_jwks_uri_only_from_a_plain_http_loopback_issuer_or_with_the_opt_in() {
+        let allowed = |issuer: &str, jwks_uri: &str, policy| {
+            checked_jwks_uri(&Url::parse(issuer).unwrap(), jwks_uri, policy).is_ok()
+        };
+        let strict = HttpPolicy::LoopbackOnly;
+        // An https issuer: https keys anywhere, plain http nowhere, not even on loopback.
+        assert!(allowed(
+            "https://auth.example",
+            "https://keys.example/jwks",
+            strict
+        ));
+        assert!(!allowed(
+            "https://auth.example",
+            "http://127.0.0.1:8080/jwks",
+            strict
+        ));
+        assert!(!allowed(
+            "https://auth.example",
+            "http://localhost/jwks",
+            strict
+        ));
+        assert!(!allowed(
+            "https://auth.example",
+            "http://[::1]/jwks",
+            strict
+        ));
+        assert!(!allowed(
+            "https://auth.example",
+            "http://keys.example/jwks",
+            strict
+        ));
+        // A plain-http loopback issuer (a test or a sidecar): plain http to loopback only.
+        assert!(allowed(
+            "http://127.0.0.1:9000",
+            "http://127.0.0.1:9001/jwks",
+            strict
+        ));
+        assert!(allowed(
+            "http://localhost:9000",
+            "https://keys.example/jwks",
+            strict
+        ));
+        assert!(!allowed(
+            "http://127.0.0.1:9000",
+            "http://keys.example/jwks",
+            strict
+        ));
+        assert!(!allowed(
+            "http://127.0.0.1:9000",
+            "ftp://127.0.0.1/jwks",
+            strict
+        ));
+        // The opt-in allows plain http anywhere.
+        let anywhere = HttpPolicy::Anywhere;
+        assert!(allowed(
+            "https://auth.example",
+            "http://127.0.0.1/jwks",
+            anywhere
+        ));
+        assert!(allowed(
+            "https://auth.example",
+            "http://keys.example/jwks",
+            anywhere
+        ));
+        assert!(allowed(
+            "http://auth.example",
+            "http://keys.example/jwks",
+            anywhere
+        ));
+    }
 
     #[test]
     fn well_known_urls_follow_both_specs() {

@@ -7,7 +7,10 @@ mod policy;
 mod prepared;
 mod refresh;
 mod remote;
+mod shared;
 mod source;
+mod status;
+mod unknown_kid;
 #[cfg(test)]
 mod vectors;
 mod weak;
@@ -23,12 +26,13 @@ pub use policy::RefreshPolicy;
 #[cfg(test)]
 pub(crate) use prepared::KeyMaterial;
 pub(crate) use prepared::{PreparedKey, SignatureKey};
-pub use refresh::{FetchCounts, KeySetStatus};
 pub(crate) use refresh::{RemoteKeys, RemoteSetup, RemoteSource};
 pub use remote::FetchError;
 pub(crate) use remote::{HttpPolicy, checked_url, default_client};
+pub use shared::{SharedKeys, SharedKeysBuilder};
 pub use source::KeySource;
 pub(crate) use source::SourceKind;
+pub use status::{FetchCounts, KeySetStatus};
 
 use crate::algorithm::Algorithm;
 

@@ -115,6 +115,21 @@ impl RefreshPolicy {
         self
     }
 
+    /// Every duration setting at `Duration::MAX`: "never" and "forever" everywhere.
+    #[cfg(test)]
+    pub(crate) fn every_duration_at_max() -> Self {
+        Self::default()
+            .min_interval(Duration::MAX)
+            .max_interval(Duration::MAX)
+            .fallback_interval(Duration::MAX)
+            .unknown_kid_cooldown(Duration::MAX)
+            .unknown_kid_wait(Duration::MAX)
+            .max_staleness(Duration::MAX)
+            .max_backoff(Duration::MAX)
+            .connect_timeout(Duration::MAX)
+            .fetch_timeout(Duration::MAX)
+    }
+
     /// Refuses settings that would make the refresh spin or every fetch fail.
     pub(crate) fn check(&self) -> Result<(), crate::ConfigError> {
         let invalid = |name: &'static str| {
@@ -150,8 +165,16 @@ impl RefreshPolicy {
             .min(self.max_backoff)
             .max(Duration::from_millis(10));
         // Full jitter on the upper half, so that replicas don't retry in lockstep.
-        capped / 2 + capped.mul_f64(fastrand::f64() / 2.0)
+        (capped / 2).saturating_add(scaled(capped, fastrand::f64() / 2.0))
     }
+}
+
+/// `duration × factor` for a factor in `0.0..=1.0`, never more than `duration`. Unlike
+/// [`Duration::mul_f64`], it can't panic: the float product of a huge duration may round past
+/// the largest `Duration`.
+pub(crate) fn scaled(duration: Duration, factor: f64) -> Duration {
+    Duration::try_from_secs_f64(duration.as_secs_f64() * factor.clamp(0.0, 1.0))
+        .map_or(duration, |product| product.min(duration))
 }
 
 #[cfg(test)]
@@ -173,6 +196,44 @@ mod tests {
         assert_eq!(
             policy.interval(Some(Duration::from_secs(10 * 24 * 3600))),
             Duration::from_secs(24 * 3600)
+        );
+    }
+
+    /// Every setter at `Duration::MAX` ("never", "forever") is a valid setting, and nothing
+    /// computed from it overflows.
+    #[test]
+    fn every_duration_setting_accepts_duration_max() {
+        let policy = RefreshPolicy::every_duration_at_max();
+        assert!(policy.check().is_ok());
+        assert_eq!(policy.interval(None), Duration::MAX);
+        assert_eq!(policy.interval(Some(Duration::ZERO)), Duration::MAX);
+        let endless = RefreshPolicy::default()
+            .max_interval(Duration::MAX)
+            .fallback_interval(Duration::MAX);
+        assert_eq!(endless.interval(None), Duration::MAX);
+        assert_eq!(
+            endless.interval(Some(Duration::from_secs(u64::MAX))),
+            Duration::from_secs(u64::MAX)
+        );
+        for failures in [1, 2, 21, 64, u32::MAX] {
+            assert!(policy.backoff(failures) <= FIRST_BACKOFF.saturating_mul(1 << 20));
+        }
+        assert!(super::super::default_client(&policy).is_ok());
+    }
+
+    #[test]
+    fn scaling_a_huge_duration_does_not_panic() {
+        for duration in [Duration::MAX, Duration::from_secs(u64::MAX), Duration::ZERO] {
+            for factor in [0.0, 0.5, 0.9, 1.0, 2.0, -1.0, f64::NAN, f64::INFINITY] {
+                assert!(
+                    scaled(duration, factor) <= duration,
+                    "{duration:?} × {factor}"
+                );
+            }
+        }
+        assert_eq!(
+            scaled(Duration::from_secs(100), 0.5),
+            Duration::from_secs(50)
         );
     }
 

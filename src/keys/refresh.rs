@@ -1,7 +1,6 @@
 //! Keeping a fetched key set fresh: the background refresh, the coalesced and rate-limited
 //! refetch on an unknown `kid`, backoff on failure, and stale-if-error.
 
-use std::collections::HashSet;
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 
@@ -15,15 +14,31 @@ use tokio::time::Instant;
 use super::KeySet;
 use super::discovery::discover_jwks_url;
 use super::jwk::{JwkOrigin, SkippedKey, parse_jwks};
-use super::policy::RefreshPolicy;
+use super::policy::{RefreshPolicy, scaled};
 use super::prepared::PreparedKey;
 use super::remote::{FetchError, Fetched, HttpPolicy, fetch};
+use super::status::{FetchCounts, KeySetStatus};
+use super::unknown_kid::UnknownKidGate;
 use crate::algorithm::AlgorithmSet;
 use crate::telemetry;
 
-/// At most this many unknown `kid`s are remembered between refreshes; past that, the cooldown
-/// alone limits refetches.
-const MAX_UNKNOWN_KIDS: usize = 1024;
+/// The farthest deadline ever set: "never" for a refresh or an expiry, as far as any process
+/// lives, and far from the end of `Instant`'s range.
+const FAR_FUTURE: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+
+/// `now + after`, saturating at [`FAR_FUTURE`]: `Instant + Duration` panics on overflow, and
+/// `Duration::MAX` is a fair way to say "never" in a [`RefreshPolicy`] or a `max-age`.
+fn saturating_deadline(now: Instant, after: Duration) -> Instant {
+    let mut after = after.min(FAR_FUTURE);
+    loop {
+        // Only an `Instant` near the end of its own range gets here more than once.
+        if let Some(deadline) = now.checked_add(after) {
+            return deadline;
+        }
+        after /= 2;
+    }
+}
+
 /// Where a remote key set comes from.
 #[derive(Debug, Clone)]
 pub(crate) enum RemoteSource {
@@ -31,63 +46,11 @@ pub(crate) enum RemoteSource {
     Discovery { issuer: String },
 }
 
-/// The state of an issuer's keys at one moment, from
-/// [`JwtAuthLayer::key_sets`](crate::JwtAuthLayer::key_sets): for health checks and dashboards.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct KeySetStatus {
-    /// The issuer (`None` for an issuer without `iss` check).
-    pub issuer: Option<String>,
-    /// The JWKS URL, once known.
-    pub jwks_url: Option<String>,
-    /// How many keys are in use.
-    pub key_count: usize,
-    /// Time since the last successful fetch (or revalidation); `None` before the first.
-    pub age: Option<Duration>,
-    /// Whether the last refresh failed and the previous keys are serving (stale-if-error).
-    pub stale: bool,
-    /// Whether requests can be verified now (`false`: they get `503`).
-    pub usable: bool,
-    /// The last fetch error, if the last fetch failed.
-    pub last_error: Option<String>,
-    /// Fetches since the layer was built, by result.
-    pub fetches: FetchCounts,
-}
-
-/// How many fetches of a key set ended how, since the layer was built.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct FetchCounts {
-    /// A new JWKS was loaded.
-    pub ok: u64,
-    /// The server answered `304 Not Modified`: the keys are still current.
-    pub not_modified: u64,
-    /// The fetch (or the discovery before it) failed.
-    pub failed: u64,
-}
-
-impl KeySetStatus {
-    /// The status of configured keys, which are never fetched.
-    pub(crate) fn fixed(issuer: Option<&str>, key_count: usize) -> Self {
-        Self {
-            issuer: issuer.map(str::to_owned),
-            jwks_url: None,
-            key_count,
-            age: None,
-            stale: false,
-            usable: key_count > 0,
-            last_error: None,
-            fetches: FetchCounts::default(),
-        }
-    }
-}
-
-struct State {
+struct Progress {
     jwks_url: Option<Url>,
     etag: Option<HeaderValue>,
     fetching: bool,
-    last_on_demand: Option<Instant>,
-    unknown_kids: HashSet<String>,
+    unknown_kid: UnknownKidGate,
     failures: u32,
     last_error: Option<String>,
     last_success: Option<Instant>,
@@ -106,9 +69,12 @@ pub(crate) struct RemoteKeys {
     allowed: AlgorithmSet,
     configured: Vec<Arc<PreparedKey>>,
     current: Arc<ArcSwap<KeySet>>,
-    state: Mutex<State>,
+    state: Mutex<Progress>,
     generation: watch::Sender<u64>,
     task: Mutex<Option<AbortHandle>>,
+    /// Makes the next fetch panic, to test that a panicking fetch leaves nothing stuck.
+    #[cfg(test)]
+    panic_in_next_fetch: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for RemoteKeys {
@@ -164,12 +130,11 @@ impl RemoteKeys {
             allowed: setup.allowed,
             configured: setup.configured,
             current,
-            state: Mutex::new(State {
+            state: Mutex::new(Progress {
                 jwks_url,
                 etag: None,
-                fetching: wait_for_keys,
-                last_on_demand: None,
-                unknown_kids: HashSet::new(),
+                fetching: false,
+                unknown_kid: UnknownKidGate::default(),
                 failures: 0,
                 last_error: None,
                 last_success: None,
@@ -179,9 +144,16 @@ impl RemoteKeys {
             }),
             generation,
             task: Mutex::new(None),
+            #[cfg(test)]
+            panic_in_next_fetch: std::sync::atomic::AtomicBool::new(false),
         });
         if wait_for_keys {
-            remote.fetch_and_apply().await?;
+            // The state's lock is released before the fetch (a `let`, not an `if let`, ends
+            // the guard's life at the semicolon).
+            let turn = remote.take_turn(&mut lock(&remote.state));
+            if let Some(turn) = turn {
+                remote.fetch_and_apply(turn).await?;
+            }
         }
         // Without waiting, the refresh task makes the first fetch at once.
         let task = tokio::spawn(refresh_loop(Arc::downgrade(&remote)));
@@ -193,27 +165,32 @@ impl RemoteKeys {
     /// passed, and (for a `kid` missing from a usable set) that `kid` is not known to be unknown.
     pub(crate) fn may_refetch(&self, kid: Option<&str>, unknown_key: bool) -> bool {
         let state = lock(&self.state);
-        !(unknown_key && state.unknown_kids.contains(kid.unwrap_or("")))
-            && (state.fetching || cooldown_passed(&state, &self.policy))
+        !(unknown_key && state.unknown_kid.is_known_unknown(kid))
+            && (state.fetching
+                || state
+                    .unknown_kid
+                    .cooldown_passed(self.policy.unknown_kid_cooldown))
     }
 
     /// Refetches for an unknown `kid` (joining a fetch already running, else starting one if the
     /// cooldown allows) and waits, at most `unknown_kid_wait`, for it to finish.
     pub(crate) async fn refetch_for_unknown_kid(self: &Arc<Self>) {
         let mut done = self.generation.subscribe();
-        let start = {
+        let turn = {
             let mut state = lock(&self.state);
             if state.fetching {
-                false
-            } else if cooldown_passed(&state, &self.policy) {
-                state.last_on_demand = Some(Instant::now());
-                state.fetching = true;
-                true
+                None
+            } else if state
+                .unknown_kid
+                .cooldown_passed(self.policy.unknown_kid_cooldown)
+            {
+                state.unknown_kid.refetch_started();
+                self.take_turn(&mut state)
             } else {
                 return;
             }
         };
-        if start {
+        if let Some(turn) = turn {
             tracing::debug!(
                 issuer = self.issuer_label(),
                 "refetching keys for an unknown kid"
@@ -221,7 +198,7 @@ impl RemoteKeys {
             let this = Arc::clone(self);
             // Spawned, so that the fetch completes even if every waiting request goes away.
             tokio::spawn(async move {
-                let _ = this.fetch_and_apply().await;
+                let _ = this.fetch_and_apply(turn).await;
             });
         }
         let _ = tokio::time::timeout(self.policy.unknown_kid_wait, done.changed()).await;
@@ -232,8 +209,8 @@ impl RemoteKeys {
     /// runs or after one failed, nothing is remembered.
     pub(crate) fn remember_unknown_kid(&self, kid: Option<&str>) {
         let mut state = lock(&self.state);
-        if !state.fetching && state.failures == 0 && state.unknown_kids.len() < MAX_UNKNOWN_KIDS {
-            state.unknown_kids.insert(kid.unwrap_or("").to_owned());
+        if !state.fetching && state.failures == 0 {
+            state.unknown_kid.remember(kid);
         }
     }
 
@@ -265,22 +242,34 @@ impl RemoteKeys {
         self.issuer.as_deref().unwrap_or("-")
     }
 
+    /// The turn to run the one fetch of this set, unless a fetch is running.
+    fn take_turn(self: &Arc<Self>, state: &mut Progress) -> Option<FetchTurn> {
+        if state.fetching {
+            return None;
+        }
+        state.fetching = true;
+        Some(FetchTurn {
+            remote: Arc::clone(self),
+            finished: false,
+        })
+    }
+
     /// Waits for the fetch running now, or runs one.
     pub(crate) async fn fetch_now(self: &Arc<Self>) {
         let mut done = self.generation.subscribe();
-        let start = {
-            let mut state = lock(&self.state);
-            !std::mem::replace(&mut state.fetching, true)
-        };
-        if start {
-            let _ = self.fetch_and_apply().await;
-        } else {
-            let _ = done.changed().await;
+        let turn = self.take_turn(&mut lock(&self.state));
+        match turn {
+            Some(turn) => {
+                let _ = self.fetch_and_apply(turn).await;
+            }
+            None => {
+                let _ = done.changed().await;
+            }
         }
     }
 
-    /// Fetches once (the caller has set `fetching`), applies the result, and wakes the waiters.
-    async fn fetch_and_apply(&self) -> Result<(), FetchError> {
+    /// Fetches once, applies the result, and (by ending `turn`) wakes the waiters.
+    async fn fetch_and_apply(&self, mut turn: FetchTurn) -> Result<(), FetchError> {
         let result = self.fetch_once().await;
         let now = Instant::now();
         {
@@ -302,10 +291,10 @@ impl RemoteKeys {
                     state.failures = 0;
                     state.last_error = None;
                     state.last_success = Some(now);
-                    state.unknown_kids.clear();
+                    state.unknown_kid.forget_unknown();
                     // Refresh a little before the set goes stale, so that a fail-closed policy
                     // does not flap on every interval.
-                    state.next_refresh = now + interval.mul_f64(0.9);
+                    state.next_refresh = saturating_deadline(now, scaled(*interval, 0.9));
                 }
                 Err(err) => {
                     state.fetches.failed += 1;
@@ -322,11 +311,13 @@ impl RemoteKeys {
                         tracing::debug!(issuer = self.issuer_label(), error = %err, failures = state.failures, "key fetch failed again");
                     }
                     state.last_error = Some(err.to_string());
-                    state.next_refresh = now + self.policy.backoff(state.failures);
+                    state.next_refresh =
+                        saturating_deadline(now, self.policy.backoff(state.failures));
                 }
             }
         }
-        self.generation.send_modify(|generation| *generation += 1);
+        turn.finished = true;
+        drop(turn);
         result.map(|_| ())
     }
 
@@ -334,6 +325,13 @@ impl RemoteKeys {
     /// refresh interval is returned.
     /// Returns the interval and whether the server answered `304 Not Modified`.
     async fn fetch_once(&self) -> Result<(Duration, bool), FetchError> {
+        #[cfg(test)]
+        assert!(
+            !self
+                .panic_in_next_fetch
+                .swap(false, std::sync::atomic::Ordering::SeqCst),
+            "a fetch panicked (injected by a test)"
+        );
         let (url, etag) = {
             let state = lock(&self.state);
             (state.jwks_url.clone(), state.etag.clone())
@@ -410,7 +408,10 @@ impl RemoteKeys {
 
     /// When a set fetched now, to be refreshed after `interval`, stops being trusted.
     fn expiry(&self, interval: Duration) -> Instant {
-        Instant::now() + interval.saturating_add(self.policy.max_staleness)
+        saturating_deadline(
+            Instant::now(),
+            interval.saturating_add(self.policy.max_staleness),
+        )
     }
 
     /// Logs skipped keys when the list changes, not on every refresh.
@@ -431,10 +432,39 @@ impl RemoteKeys {
     }
 }
 
-fn cooldown_passed(state: &State, policy: &RefreshPolicy) -> bool {
-    state
-        .last_on_demand
-        .is_none_or(|at| at.elapsed() >= policy.unknown_kid_cooldown)
+/// The right to run the one fetch of a key set (`fetching` is set while it lives). However the
+/// fetch ends, finished, cancelled (its future or task dropped) or panicking, dropping the turn
+/// clears `fetching` and wakes whoever waits for the fetch: otherwise a fetch that never finished
+/// would leave every later refetch joining it and the refresh waiting for it forever.
+struct FetchTurn {
+    remote: Arc<RemoteKeys>,
+    /// Whether the result was applied (which cleared `fetching`).
+    finished: bool,
+}
+
+impl Drop for FetchTurn {
+    fn drop(&mut self) {
+        let remote = &self.remote;
+        if !self.finished {
+            // Counted as a failed fetch: the set was not proven current, and the retry backs off.
+            let mut state = lock(&remote.state);
+            state.fetching = false;
+            state.fetches.failed += 1;
+            state.failures = state.failures.saturating_add(1);
+            state.last_error = Some("the fetch was cancelled or panicked".to_owned());
+            state.next_refresh =
+                saturating_deadline(Instant::now(), remote.policy.backoff(state.failures));
+            drop(state);
+            telemetry::jwks_fetch(remote.issuer_label(), "failed");
+            tracing::warn!(
+                issuer = remote.issuer_label(),
+                "key fetch ended without a result (cancelled or panicked)"
+            );
+        }
+        remote
+            .generation
+            .send_modify(|generation| *generation = generation.wrapping_add(1));
+    }
 }
 
 /// Refreshes on schedule until the key set is dropped.
@@ -452,7 +482,15 @@ async fn refresh_loop(remote: Weak<RemoteKeys>) {
         if Instant::now() < lock(&remote.state).next_refresh {
             continue;
         }
-        remote.fetch_now().await;
+        // In a task of its own, so that a fetch that panics ends that fetch, not the schedule (its
+        // turn puts the state right and schedules the retry).
+        let issuer = remote.issuer_label().to_owned();
+        let fetch = tokio::spawn(async move { remote.fetch_now().await });
+        if let Err(err) = fetch.await
+            && err.is_panic()
+        {
+            tracing::error!(issuer, "key refresh panicked; retrying with backoff");
+        }
     }
 }
 
@@ -466,43 +504,5 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::algorithm::Algorithm;
-
-    const JWKS: &str = r#"{"keys":[{"kty":"OKP","crv":"Ed25519","kid":"ed1",
-        "x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}]}"#;
-
-    #[tokio::test]
-    async fn the_refresh_task_stops_when_the_last_user_is_dropped() {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}/jwks", listener.local_addr().unwrap());
-        let app = axum::Router::new().route("/jwks", axum::routing::get(async || JWKS));
-        tokio::spawn(async move { axum::serve(listener, app).await });
-
-        let policy = RefreshPolicy::default();
-        let setup = RemoteSetup {
-            issuer: None,
-            source: RemoteSource::JwksUrl(Url::parse(&url).unwrap()),
-            client: super::super::default_client(&policy).unwrap(),
-            policy,
-            http_policy: HttpPolicy::LoopbackOnly,
-            allowed: Algorithm::ALL.into_iter().collect(),
-            configured: Vec::new(),
-        };
-        let current = Arc::new(ArcSwap::from_pointee(KeySet::default()));
-        let remote = RemoteKeys::start(setup, Arc::clone(&current), true)
-            .await
-            .unwrap();
-        assert_eq!(current.load().len(), 1);
-        let task = lock(&remote.task).clone().unwrap();
-        assert!(!task.is_finished());
-
-        drop(remote);
-        let deadline = std::time::Instant::now() + Duration::from_secs(30);
-        while !task.is_finished() {
-            assert!(std::time::Instant::now() < deadline, "the task still runs");
-            tokio::task::yield_now().await;
-        }
-    }
-}
+#[path = "refresh_tests.rs"]
+mod tests;

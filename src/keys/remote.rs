@@ -9,32 +9,7 @@ use http::{HeaderValue, StatusCode};
 use reqwest::Url;
 
 use super::policy::RefreshPolicy;
-
-/// Why a fetch failed. The text is for operators (logs, [`ConfigError`](crate::ConfigError)),
-/// never sent to clients.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum FetchError {
-    /// The URL is not allowed (plain `http` to a non-loopback host without the opt-in, or not
-    /// `http`/`https` at all).
-    #[error("URL not allowed: {0}")]
-    UrlNotAllowed(String),
-    /// Connecting, sending, or reading failed, or the timeout passed.
-    #[error("request failed: {0}")]
-    Transport(String),
-    /// The server answered with a status other than 200 (or 304 on revalidation).
-    #[error("unexpected status {0}")]
-    Status(u16),
-    /// The response was redirected to another host.
-    #[error("redirected to another host")]
-    CrossHostRedirect,
-    /// The body is larger than the configured cap.
-    #[error("response larger than {0} bytes")]
-    TooLarge(usize),
-    /// The body is not what was expected (not JSON, not a JWKS, no usable key, wrong issuer …).
-    #[error("invalid document: {0}")]
-    Invalid(String),
-}
+pub use crate::error::FetchError;
 
 /// Which plain-`http` URLs are accepted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,17 +59,35 @@ pub(crate) enum Fetched {
     },
 }
 
+/// At most this many redirects are followed for one request.
+const MAX_REDIRECTS: usize = 5;
+
+/// Whether the built-in client follows a redirect from a request for `first` (after `hops`
+/// requests) to `next`: only to the same origin. Another port on the same host is another
+/// service, possibly another user's; `https` to `http` would hand the keys to the network.
+fn may_follow_redirect(first: &Url, next: &Url, hops: usize) -> bool {
+    hops < MAX_REDIRECTS && same_origin(first, next)
+}
+
+/// Same scheme, host and port (the default port of the scheme when none is written), as in
+/// RFC 6454. A URL without a host (`file:`, `data:` …) matches nothing.
+fn same_origin(a: &Url, b: &Url) -> bool {
+    a.host().is_some()
+        && a.scheme() == b.scheme()
+        && a.host() == b.host()
+        && a.port_or_known_default() == b.port_or_known_default()
+}
+
 /// The HTTP client for discovery and JWKS: the library's own, or one the user gave.
 pub(crate) fn default_client(policy: &RefreshPolicy) -> Result<reqwest::Client, String> {
     reqwest::Client::builder()
         .connect_timeout(policy.connect_timeout)
         .timeout(policy.fetch_timeout)
         .redirect(reqwest::redirect::Policy::custom(|attempt| {
-            let same_host = attempt
-                .previous()
-                .first()
-                .is_some_and(|first| first.host_str() == attempt.url().host_str());
-            if same_host && attempt.previous().len() < 5 {
+            let allowed = attempt.previous().first().is_some_and(|first| {
+                may_follow_redirect(first, attempt.url(), attempt.previous().len())
+            });
+            if allowed {
                 attempt.follow()
             } else {
                 attempt.stop()
@@ -124,8 +117,8 @@ pub(crate) async fn fetch(
         .await
         .map_err(|err| FetchError::Transport(error_chain(&err)))?;
     // A user-supplied client may follow redirects anywhere; the answer must still come from the
-    // host that was asked.
-    if response.url().host_str() != url.host_str() {
+    // origin that was asked.
+    if !same_origin(url, response.url()) {
         return Err(FetchError::CrossHostRedirect);
     }
     let max_age = max_age(response.headers().get_all(CACHE_CONTROL));
@@ -220,6 +213,37 @@ mod tests {
         assert!(!ok("file:///etc/jwks.json"));
         assert!(!ok("not a url"));
         assert!(checked_url("http://issuer.example/jwks", HttpPolicy::Anywhere).is_ok());
+    }
+
+    #[test]
+    fn redirects_are_followed_only_within_the_same_origin() {
+        let follows = |from: &str, to: &str| {
+            may_follow_redirect(&Url::parse(from).unwrap(), &Url::parse(to).unwrap(), 1)
+        };
+        assert!(follows("https://a.example/jwks", "https://a.example/keys"));
+        assert!(follows(
+            "https://a.example/jwks",
+            "https://A.EXAMPLE:443/keys"
+        ));
+        assert!(follows("http://127.0.0.1:80/jwks", "http://127.0.0.1/keys"));
+        assert!(!follows("https://a.example/jwks", "http://a.example/jwks"));
+        assert!(!follows(
+            "https://a.example/jwks",
+            "https://a.example:8443/jwks"
+        ));
+        assert!(!follows(
+            "http://127.0.0.1:8080/jwks",
+            "http://127.0.0.1:8081/jwks"
+        ));
+        assert!(!follows(
+            "http://127.0.0.1:8080/jwks",
+            "http://localhost:8080/jwks"
+        ));
+        assert!(!follows("https://a.example/jwks", "https://b.example/jwks"));
+        assert!(!follows("file:///a", "file:///a"));
+        let same = Url::parse("https://a.example/jwks").unwrap();
+        assert!(may_follow_redirect(&same, &same, MAX_REDIRECTS - 1));
+        assert!(!may_follow_redirect(&same, &same, MAX_REDIRECTS));
     }
 
     #[test]

@@ -48,6 +48,8 @@ pub(crate) enum SourceKind {
     JwksUrl(String),
     /// The issuer's `jwks_uri`, found through its metadata.
     Discovery,
+    /// A started set shared with other layers.
+    Shared(super::SharedKeys),
 }
 
 impl fmt::Debug for KeySource {
@@ -118,6 +120,12 @@ impl KeySource {
         self
     }
 
+    /// The keys of a started [`SharedKeys`](super::SharedKeys), shared with every other layer
+    /// that uses them. It must be the issuer's only key source.
+    pub fn shared(keys: &super::SharedKeys) -> Self {
+        Self::of(SourceKind::Shared(keys.clone()))
+    }
+
     fn of(kind: SourceKind) -> Self {
         Self {
             kind,
@@ -135,6 +143,7 @@ impl KeySource {
             SourceKind::SharedSecret(_) => "shared secret".to_owned(),
             SourceKind::JwksUrl(url) => url.clone(),
             SourceKind::Discovery => "issuer discovery".to_owned(),
+            SourceKind::Shared(_) => "shared keys".to_owned(),
         }
     }
 
@@ -176,7 +185,9 @@ impl KeySource {
                     .map_err(invalid)?;
                 Ok(vec![key])
             }
-            SourceKind::JwksUrl(_) | SourceKind::Discovery => Ok(Vec::new()),
+            SourceKind::JwksUrl(_) | SourceKind::Discovery | SourceKind::Shared(_) => {
+                Ok(Vec::new())
+            }
         }
     }
 

@@ -18,10 +18,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime};
 
+use aws_lc_rs::encoding::{AsDer, Pkcs8V1Der};
 use aws_lc_rs::error::Unspecified;
-use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::signature::{
-    self, ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, Ed25519KeyPair, KeyPair as _,
+    ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, Ed25519KeyPair, KeyPair as _,
 };
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -30,6 +30,7 @@ use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
+use jsonwebtoken::{EncodingKey, Header};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value, json};
@@ -76,6 +77,14 @@ impl TestKeyKind {
             Self::Rsa => Algorithm::RS256,
             Self::EcP256 => Algorithm::ES256,
             Self::Ed25519 => Algorithm::EdDSA,
+        }
+    }
+
+    fn jwt_algorithm(self) -> jsonwebtoken::Algorithm {
+        match self {
+            Self::Rsa => jsonwebtoken::Algorithm::RS256,
+            Self::EcP256 => jsonwebtoken::Algorithm::ES256,
+            Self::Ed25519 => jsonwebtoken::Algorithm::EdDSA,
         }
     }
 
@@ -142,7 +151,7 @@ pub enum TestIssuerError {
 /// # }
 /// ```
 pub struct TestIssuer {
-    shared: Arc<Shared>,
+    shared: Arc<IssuerCore>,
     addr: SocketAddr,
     kind: TestKeyKind,
     audience: String,
@@ -225,12 +234,12 @@ impl TestIssuerBuilder {
             .map_err(TestIssuerError::Bind)?;
         let addr = listener.local_addr().map_err(TestIssuerError::Bind)?;
         let (hang, _) = watch::channel(false);
-        let shared = Arc::new(Shared {
+        let shared = Arc::new(IssuerCore {
             issuer: format!("http://{addr}"),
             cache_control: self.max_age.and_then(|max_age| {
                 HeaderValue::from_str(&format!("max-age={}", max_age.as_secs())).ok()
             }),
-            state: Mutex::new(State {
+            key_ring: Mutex::new(KeyRing {
                 keys: vec![key],
                 version: 1,
                 outage: false,
@@ -330,13 +339,13 @@ impl TestIssuer {
 
     /// The `kid` of the current signing key, e.g. `es256-1`.
     pub fn kid(&self) -> String {
-        self.shared.state().current().kid.clone()
+        self.shared.key_ring().current().kid.clone()
     }
 
     /// The `kid`s of the keys the JWKS publishes now, oldest first.
     pub fn published_kids(&self) -> Vec<String> {
         self.shared
-            .state()
+            .key_ring()
             .published()
             .map(|key| key.kid.clone())
             .collect()
@@ -344,7 +353,7 @@ impl TestIssuer {
 
     /// The JWKS as served now.
     pub fn jwks(&self) -> Value {
-        self.shared.state().jwks()
+        self.shared.key_ring().jwks()
     }
 
     /// This issuer as a layer trusts it: found by discovery, with its audience.
@@ -445,7 +454,7 @@ impl TestIssuer {
     ///
     /// If the crypto library can't generate the key (it does not happen in practice).
     pub fn rotate_to(&self, kind: TestKeyKind) -> String {
-        let mut state = self.shared.state();
+        let mut state = self.shared.key_ring();
         let key = TestKey::generate(kind, state.keys.len() + 1)
             .unwrap_or_else(|error| panic!("TestIssuer::rotate: {error}"));
         let kid = key.kid.clone();
@@ -457,7 +466,7 @@ impl TestIssuer {
     /// Stops publishing every key but the current one. Tokens they signed can still be minted
     /// with [`TokenBuilder::signed_with`], to check that they are refused.
     pub fn retire_previous(&self) {
-        let mut state = self.shared.state();
+        let mut state = self.shared.key_ring();
         let last = state.keys.len().saturating_sub(1);
         for key in &mut state.keys[..last] {
             key.published = false;
@@ -467,7 +476,7 @@ impl TestIssuer {
 
     /// While `true`, discovery and JWKS requests get `503 Service Unavailable`.
     pub fn set_outage(&self, outage: bool) {
-        self.shared.state().outage = outage;
+        self.shared.key_ring().outage = outage;
     }
 
     /// While `true`, discovery and JWKS requests get no answer (the connection stays open); they

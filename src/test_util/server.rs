@@ -3,23 +3,23 @@
 use super::*;
 
 /// What the server and the `TestIssuer` share.
-pub(super) struct Shared {
+pub(super) struct IssuerCore {
     pub(super) issuer: String,
     pub(super) cache_control: Option<HeaderValue>,
-    pub(super) state: Mutex<State>,
+    pub(super) key_ring: Mutex<KeyRing>,
     pub(super) jwks_requests: AtomicUsize,
     pub(super) discovery_requests: AtomicUsize,
     /// While `true`, requests wait.
     pub(super) hang: watch::Sender<bool>,
 }
 
-impl Shared {
-    pub(super) fn state(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+impl IssuerCore {
+    pub(super) fn key_ring(&self) -> MutexGuard<'_, KeyRing> {
+        self.key_ring.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
-pub(super) struct State {
+pub(super) struct KeyRing {
     /// Every key ever generated, oldest first; the last one is current.
     pub(super) keys: Vec<TestKey>,
     /// Changes with the published set: the `ETag`.
@@ -27,7 +27,7 @@ pub(super) struct State {
     pub(super) outage: bool,
 }
 
-impl State {
+impl KeyRing {
     pub(super) fn current(&self) -> &TestKey {
         // `keys` starts with one key and only grows.
         &self.keys[self.keys.len() - 1]
@@ -45,16 +45,11 @@ impl State {
 pub(super) struct TestKey {
     pub(super) kid: String,
     pub(super) kind: TestKeyKind,
-    pub(super) signer: Signer,
+    /// The private key, as `jsonwebtoken` mints with it (what users of that crate know).
+    pub(super) signer: EncodingKey,
     /// The public JWK.
     pub(super) jwk: Value,
     pub(super) published: bool,
-}
-
-pub(super) enum Signer {
-    Rsa(aws_lc_rs::rsa::KeyPair),
-    Ec(EcdsaKeyPair),
-    Ed(Ed25519KeyPair),
 }
 
 impl TestKey {
@@ -73,7 +68,11 @@ impl TestKey {
                     "n": b64(public.modulus().big_endian_without_leading_zero()),
                     "e": b64(public.exponent().big_endian_without_leading_zero()),
                 });
-                (Signer::Rsa(pair), jwk)
+                let der: Pkcs8V1Der<'_> = pair.as_der().map_err(failed)?;
+                let pem = pkcs8_pem(der.as_ref());
+                let signer = EncodingKey::from_rsa_pem(pem.as_bytes())
+                    .map_err(|_| TestIssuerError::KeyGeneration(kind))?;
+                (signer, jwk)
             }
             TestKeyKind::EcP256 => {
                 let pair =
@@ -89,7 +88,8 @@ impl TestKey {
                     "x": b64(&point[1..33]),
                     "y": b64(&point[33..]),
                 });
-                (Signer::Ec(pair), jwk)
+                let der = pair.to_pkcs8v1().map_err(failed)?;
+                (EncodingKey::from_ec_der(der.as_ref()), jwk)
             }
             TestKeyKind::Ed25519 => {
                 let pair = Ed25519KeyPair::generate().map_err(failed)?;
@@ -98,7 +98,8 @@ impl TestKey {
                     "crv": "Ed25519",
                     "x": b64(pair.public_key().as_ref()),
                 });
-                (Signer::Ed(pair), jwk)
+                let der = pair.to_pkcs8().map_err(failed)?;
+                (EncodingKey::from_ed_der(der.as_ref()), jwk)
             }
         };
         jwk["kid"] = Value::from(kid.as_str());
@@ -114,24 +115,22 @@ impl TestKey {
     }
 }
 
-impl Signer {
-    pub(super) fn sign(&self, message: &[u8]) -> Result<Vec<u8>, Unspecified> {
-        let rng = SystemRandom::new();
-        match self {
-            Self::Rsa(pair) => {
-                let mut signature = vec![0; pair.public_modulus_len()];
-                pair.sign(&signature::RSA_PKCS1_SHA256, &rng, message, &mut signature)?;
-                Ok(signature)
-            }
-            Self::Ec(pair) => Ok(pair.sign(&rng, message)?.as_ref().to_vec()),
-            Self::Ed(pair) => Ok(pair.sign(message).as_ref().to_vec()),
-        }
+/// A PKCS#8 private key as PEM text, the form `jsonwebtoken` reads RSA keys from.
+fn pkcs8_pem(der: &[u8]) -> String {
+    let body = base64::engine::general_purpose::STANDARD.encode(der);
+    let mut pem = String::from("-----BEGIN PRIVATE KEY-----\n");
+    for line in body.as_bytes().chunks(64) {
+        // Base64 output is ASCII.
+        pem.push_str(std::str::from_utf8(line).unwrap_or_default());
+        pem.push('\n');
     }
+    pem.push_str("-----END PRIVATE KEY-----\n");
+    pem
 }
 
 /// Accepts connections until the task is aborted; the connections live in a `JoinSet` owned by
 /// this future, so aborting it closes them too.
-pub(super) async fn serve(listener: TcpListener, shared: Arc<Shared>) {
+pub(super) async fn serve(listener: TcpListener, shared: Arc<IssuerCore>) {
     let mut connections = JoinSet::new();
     loop {
         tokio::select! {
@@ -154,7 +153,7 @@ pub(super) async fn serve(listener: TcpListener, shared: Arc<Shared>) {
     }
 }
 
-pub(super) async fn answer(shared: &Shared, request: Request<Incoming>) -> Response<String> {
+pub(super) async fn answer(shared: &IssuerCore, request: Request<Incoming>) -> Response<String> {
     let path = request.uri().path();
     let counter = match path {
         JWKS_PATH => &shared.jwks_requests,
@@ -168,7 +167,7 @@ pub(super) async fn answer(shared: &Shared, request: Request<Incoming>) -> Respo
     let mut hang = shared.hang.subscribe();
     let _ = hang.wait_for(|hang| !*hang).await;
 
-    let state = shared.state();
+    let state = shared.key_ring();
     if state.outage {
         return status(StatusCode::SERVICE_UNAVAILABLE);
     }

@@ -180,7 +180,7 @@ impl TokenBuilder<'_> {
     /// If [`signed_with`](Self::signed_with) names a key the issuer never had, or the crypto
     /// library fails to generate or use a key (it does not happen in practice).
     pub fn sign(self) -> String {
-        let state = self.issuer.shared.state();
+        let state = self.issuer.shared.key_ring();
         let key = match &self.signing_kid {
             None => state.current(),
             Some(kid) => state
@@ -189,35 +189,26 @@ impl TokenBuilder<'_> {
                 .find(|key| key.kid == *kid)
                 .unwrap_or_else(|| panic!("TokenBuilder::signed_with: no key `{kid}` was issued")),
         };
-        let mut header = Map::new();
-        header.insert("alg".into(), Value::from(key.kind.alg_name()));
-        header.insert(
-            "typ".into(),
-            Value::from(self.typ.unwrap_or_else(|| "JWT".to_owned())),
-        );
-        match self.kid {
-            KidHeader::SigningKey => {
-                header.insert("kid".into(), Value::from(key.kid.as_str()));
-            }
-            KidHeader::Named(kid) => {
-                header.insert("kid".into(), Value::from(kid));
-            }
-            KidHeader::Omitted => {}
-        }
-        let signing_input = format!(
-            "{}.{}",
-            URL_SAFE_NO_PAD.encode(Value::Object(header).to_string()),
-            URL_SAFE_NO_PAD.encode(Value::Object(self.claims).to_string()),
-        );
-        let signature = if self.unknown_key {
-            TestKey::generate(key.kind, 0)
-                .unwrap_or_else(|error| panic!("TokenBuilder::signed_by_unknown_key: {error}"))
-                .signer
-                .sign(signing_input.as_bytes())
+        let mut header = Header::new(key.kind.jwt_algorithm());
+        header.typ = Some(self.typ.unwrap_or_else(|| "JWT".to_owned()));
+        header.kid = match self.kid {
+            KidHeader::SigningKey => Some(key.kid.clone()),
+            KidHeader::Named(kid) => Some(kid),
+            KidHeader::Omitted => None,
+        };
+        let claims = Value::Object(self.claims);
+        let minted = if self.unknown_key {
+            let stranger = TestKey::generate(key.kind, 0)
+                .unwrap_or_else(|error| panic!("TokenBuilder::signed_by_unknown_key: {error}"));
+            jsonwebtoken::encode(&header, &claims, &stranger.signer)
         } else {
-            key.signer.sign(signing_input.as_bytes())
-        }
-        .unwrap_or_else(|_| panic!("TokenBuilder::sign: the {:?} key failed to sign", key.kind));
-        format!("{signing_input}.{}", URL_SAFE_NO_PAD.encode(signature))
+            jsonwebtoken::encode(&header, &claims, &key.signer)
+        };
+        minted.unwrap_or_else(|error| {
+            panic!(
+                "TokenBuilder::sign: the {:?} key failed to sign: {error}",
+                key.kind
+            )
+        })
     }
 }

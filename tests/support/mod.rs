@@ -14,6 +14,7 @@ use http_body_util::BodyExt;
 use jsonwebtoken::{DecodingKey, EncodingKey};
 use serde_json::{Value, json};
 use tower::ServiceExt;
+use tower_jwt_auth::{Issuer, KeySource};
 
 pub const ISSUER: &str = "https://issuer.test/";
 pub const AUDIENCE: &str = "test-api";
@@ -122,6 +123,22 @@ impl TestKey {
             self.alg,
         )
     }
+}
+
+/// The Ed25519 key (`kid` `k`) most tests sign with.
+pub fn key() -> TestKey {
+    TestKey::ed25519("k")
+}
+
+/// The test issuer and audience, with keys from `source`.
+pub fn issuer_with(source: KeySource) -> Issuer {
+    Issuer::new(ISSUER).audience(AUDIENCE).key(source)
+}
+
+/// The request passed the layer (the challenge, if any, is in the failure message).
+#[track_caller]
+pub fn assert_ok(reply: &Reply) {
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.www_authenticate());
 }
 
 pub fn alg_name(alg: jsonwebtoken::Algorithm) -> String {

@@ -49,6 +49,8 @@ struct Config {
     etag: bool,
     /// The `issuer` of the discovery documents (`None`: the server's own base URL).
     metadata_issuer: Option<String>,
+    /// The `jwks_uri` of the discovery documents (`None`: the server's own `/jwks`).
+    metadata_jwks_uri: Option<String>,
     serve_oidc: bool,
     serve_oauth: bool,
 }
@@ -86,6 +88,7 @@ impl IssuerServer {
                 cache_control: None,
                 etag: false,
                 metadata_issuer: None,
+                metadata_jwks_uri: None,
                 serve_oidc: true,
                 serve_oauth: false,
             }),
@@ -98,6 +101,7 @@ impl IssuerServer {
         });
         let app = Router::new()
             .route("/jwks", get(jwks))
+            .route("/keys", get(keys_always))
             .route("/.well-known/openid-configuration", get(oidc))
             .route("/.well-known/oauth-authorization-server", get(oauth))
             .with_state(Arc::clone(&shared));
@@ -127,6 +131,12 @@ impl IssuerServer {
         format!("{}/jwks", self.shared.base_url)
     }
 
+    /// `/keys`: the same keys as `/jwks`, always served (whatever the [`Mode`]) and not counted,
+    /// as the target of a redirect.
+    pub fn keys_url(&self) -> String {
+        format!("{}/keys", self.shared.base_url)
+    }
+
     fn config(&self) -> std::sync::MutexGuard<'_, Config> {
         self.shared.config.lock().unwrap()
     }
@@ -154,6 +164,11 @@ impl IssuerServer {
     /// The discovery documents name this issuer instead of the server's base URL.
     pub fn set_metadata_issuer(&self, issuer: &str) {
         self.config().metadata_issuer = Some(issuer.to_owned());
+    }
+
+    /// The discovery documents name this `jwks_uri` instead of the server's own `/jwks`.
+    pub fn set_metadata_jwks_uri(&self, jwks_uri: &str) {
+        self.config().metadata_jwks_uri = Some(jwks_uri.to_owned());
     }
 
     /// Which discovery documents exist (the other answers `404`).
@@ -257,11 +272,19 @@ async fn jwks(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Response
     }
 }
 
+async fn keys_always(State(shared): State<Arc<Shared>>) -> Response {
+    let body = json!({ "keys": shared.config.lock().unwrap().keys }).to_string();
+    ([(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
 fn metadata(shared: &Shared) -> Value {
     let config = shared.config.lock().unwrap();
     json!({
         "issuer": config.metadata_issuer.clone().unwrap_or_else(|| shared.base_url.clone()),
-        "jwks_uri": format!("{}/jwks", shared.base_url),
+        "jwks_uri": config
+            .metadata_jwks_uri
+            .clone()
+            .unwrap_or_else(|| format!("{}/jwks", shared.base_url)),
         "response_types_supported": ["code"],
     })
 }
