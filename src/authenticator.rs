@@ -13,6 +13,7 @@ use serde::de::DeserializeOwned;
 use crate::claims::{Claims, VerifiedToken};
 use crate::clock::SharedClock;
 use crate::error::AuthError;
+use crate::introspection::{Introspector, looks_like_jws};
 use crate::revocation::RevocationList;
 use crate::token::TokenExtractor;
 use crate::verify::{Failure, Verified, Verifier};
@@ -64,6 +65,17 @@ pub(crate) struct AuthConfig<T> {
     pub(crate) cors_preflight: bool,
     /// Checked after the signature and claims, on cache hits too.
     pub(crate) revocation: Option<RevocationList>,
+    /// Opaque tokens (and optionally JWTs) are checked by the issuer's introspection endpoint.
+    pub(crate) introspection: Option<Introspection>,
+}
+
+/// The introspection endpoint of the issuer at index `issuer` (at most one per layer).
+#[derive(Debug)]
+pub(crate) struct Introspection {
+    pub(crate) issuer: usize,
+    pub(crate) introspector: Introspector,
+    /// JWTs are introspected too, after their own checks.
+    pub(crate) jwts: bool,
 }
 
 /// Decides whether a request may pass, and with which claims. Cheap to clone.
@@ -141,16 +153,31 @@ where
 
     /// Decides for a bare token (no request around it).
     pub(crate) fn decide_token(&self, token: &str) -> Decision<T> {
+        if self
+            .config
+            .introspection
+            .as_ref()
+            .is_some_and(|_| !looks_like_jws(token))
+        {
+            if token.len() > self.config.verifier.max_token_len {
+                return Decision::Ready(Err(AuthError::TokenTooLarge));
+            }
+            let this = self.clone();
+            let token = token.to_owned();
+            return Decision::Pending(Box::pin(async move { this.introspect(&token).await }));
+        }
         let verifier = &self.config.verifier;
         match self.verify_now(token) {
-            Ok(verified) if self.config.async_validators.is_empty() => {
+            Ok(verified) if self.config.async_validators.is_empty() && !self.introspects_jwts() => {
                 Decision::Ready(Ok(Outcome::Verified(verified)))
             }
             Ok(verified) => {
                 let this = self.clone();
-                Decision::Pending(Box::pin(
-                    async move { this.run_async_checks(verified).await },
-                ))
+                let token = token.to_owned();
+                Decision::Pending(Box::pin(async move {
+                    this.confirm_active(&token).await?;
+                    this.run_async_checks(verified).await
+                }))
             }
             Err(Failure::Rejected(error)) => Decision::Ready(Err(error)),
             Err(Failure::KeysMayArrive { issuer, kid, error }) => {
@@ -175,7 +202,10 @@ where
     async fn verify_after_wait(&self, token: &str) -> Result<Outcome<T>, AuthError> {
         let verifier = &self.config.verifier;
         match self.verify_now(token) {
-            Ok(verified) => self.run_async_checks(verified).await,
+            Ok(verified) => {
+                self.confirm_active(token).await?;
+                self.run_async_checks(verified).await
+            }
             Err(Failure::Rejected(error)) => Err(error),
             Err(Failure::KeysMayArrive { issuer, kid, error }) => {
                 // A `kid` still unknown after a refetch is remembered, so that further tokens
@@ -201,6 +231,43 @@ where
             revocation.check(verified.token.registered_claims())?;
         }
         Ok(verified)
+    }
+
+    fn introspects_jwts(&self) -> bool {
+        self.config
+            .introspection
+            .as_ref()
+            .is_some_and(|introspection| introspection.jwts)
+    }
+
+    /// An opaque token: the endpoint's answer, its claims checked like a JWT's, then the
+    /// revocation list and the async checks.
+    async fn introspect(&self, token: &str) -> Result<Outcome<T>, AuthError> {
+        let Some(introspection) = &self.config.introspection else {
+            return Err(AuthError::MalformedToken("not a compact JWS"));
+        };
+        let answer = introspection.introspector.introspect(token).await?;
+        let active = answer.active.ok_or(AuthError::InactiveToken)?;
+        let verified = self.config.verifier.verify_introspected(
+            introspection.issuer,
+            &active,
+            self.config.clock.unix_seconds(),
+        )?;
+        if let Some(revocation) = &self.config.revocation {
+            revocation.check(verified.token.registered_claims())?;
+        }
+        self.run_async_checks(verified).await
+    }
+
+    /// With JWT introspection, a verified JWT must also be active at the issuer.
+    async fn confirm_active(&self, token: &str) -> Result<(), AuthError> {
+        match &self.config.introspection {
+            Some(introspection) if introspection.jwts => {
+                let answer = introspection.introspector.introspect(token).await?;
+                answer.active.map(|_| ()).ok_or(AuthError::InactiveToken)
+            }
+            _ => Ok(()),
+        }
     }
 
     async fn run_async_checks(&self, verified: Verified<T>) -> Result<Outcome<T>, AuthError> {

@@ -7,11 +7,12 @@ use std::time::Duration;
 use http::HeaderName;
 use serde::de::DeserializeOwned;
 
-use crate::authenticator::{AsyncValidator, AuthConfig, Authenticator};
+use crate::authenticator::{AsyncValidator, AuthConfig, Authenticator, Introspection};
 use crate::cache::TokenCache;
 use crate::claims::{Claims, VerifiedToken};
 use crate::clock::{Clock, SharedClock};
 use crate::error::ConfigError;
+use crate::introspection::Introspector;
 use crate::issuer::{Issuer, RemoteContext, check_issuers_are_distinct};
 use crate::jws::HeaderMemo;
 use crate::keys::{HttpPolicy, RefreshPolicy, default_client};
@@ -369,7 +370,24 @@ where
             });
         }
         check_issuers_are_distinct(&self.issuers)?;
-        let has_remote = self.issuers.iter().any(Issuer::has_remote_source);
+        let introspected: Vec<_> = self
+            .issuers
+            .iter()
+            .enumerate()
+            .filter_map(|(index, issuer)| {
+                issuer
+                    .introspection_endpoint()
+                    .map(|(endpoint, jwts)| (index, endpoint.clone(), jwts))
+            })
+            .collect();
+        if introspected.len() > 1 {
+            return Err(ConfigError::InvalidSetting {
+                name: "introspection",
+                reason: "only one issuer of a layer may have an introspection endpoint".to_owned(),
+            });
+        }
+        let has_remote =
+            !introspected.is_empty() || self.issuers.iter().any(Issuer::has_remote_source);
         if has_remote {
             self.refresh_policy.check()?;
             if tokio::runtime::Handle::try_current().is_err() {
@@ -383,6 +401,18 @@ where
                 Some(default_client(&self.refresh_policy).map_err(ConfigError::HttpClient)?)
             }
             (None, false) => None,
+        };
+        let introspection = match (introspected.into_iter().next(), &client) {
+            (Some((issuer, endpoint, jwts)), Some(client)) => {
+                let url = crate::keys::checked_url(&endpoint.url, self.http_policy)
+                    .map_err(|error| ConfigError::UrlNotAllowed(error.to_string()))?;
+                Some(Introspection {
+                    issuer,
+                    introspector: Introspector::new(url, endpoint.credentials, client.clone()),
+                    jwts,
+                })
+            }
+            _ => None,
         };
         let remote = RemoteContext {
             client,
@@ -424,6 +454,7 @@ where
             async_validators: self.async_validators.into_boxed_slice(),
             cors_preflight: self.cors_preflight,
             revocation: self.revocation,
+            introspection,
         };
         let rejection = match self.realm {
             Some(realm) => DefaultRejection::with_realm(realm),

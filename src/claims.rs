@@ -59,7 +59,8 @@ pub struct VerifiedToken(Arc<TokenDetails>);
 
 #[derive(Debug)]
 struct TokenDetails {
-    algorithm: Algorithm,
+    /// `None` for an opaque token, vouched for by introspection rather than a signature.
+    algorithm: Option<Algorithm>,
     key_id: Option<Arc<str>>,
     token_type: Option<Arc<str>>,
     registered: RegisteredClaims,
@@ -77,9 +78,26 @@ impl VerifiedToken {
         payload: Box<str>,
     ) -> Self {
         Self(Arc::new(TokenDetails {
-            algorithm,
+            algorithm: Some(algorithm),
             key_id,
             token_type,
+            registered,
+            scopes,
+            payload,
+        }))
+    }
+
+    /// An opaque token that the issuer's introspection endpoint (RFC 7662) reported active, with
+    /// the claims of its answer.
+    pub(crate) fn introspected(
+        registered: RegisteredClaims,
+        scopes: Box<[Box<str>]>,
+        payload: Box<str>,
+    ) -> Self {
+        Self(Arc::new(TokenDetails {
+            algorithm: None,
+            key_id: None,
+            token_type: None,
             registered,
             scopes,
             payload,
@@ -121,9 +139,18 @@ impl VerifiedToken {
         }
     }
 
-    /// The algorithm the signature was checked with.
-    pub fn algorithm(&self) -> Algorithm {
+    /// The algorithm the signature was checked with; `None` for an opaque token accepted through
+    /// introspection ([`Issuer::introspection`](crate::Issuer::introspection)), whose
+    /// [`payload_json`](Self::payload_json) is then the introspection answer.
+    pub fn algorithm(&self) -> Option<Algorithm> {
         self.0.algorithm
+    }
+
+    /// Whether the token was accepted through introspection (RFC 7662) rather than by checking a
+    /// signature: an opaque token, or a JWT of an issuer that
+    /// [introspects JWTs too](crate::Issuer::introspect_jwts) (then also signature-checked).
+    pub fn is_introspected(&self) -> bool {
+        self.0.algorithm.is_none()
     }
 
     /// The header's `kid`, if any.

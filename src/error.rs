@@ -113,6 +113,17 @@ pub enum AuthError {
         /// When a client may retry.
         retry_after: Duration,
     },
+    /// The issuer's introspection endpoint (RFC 7662) reported the token not active: unknown,
+    /// expired or revoked at the issuer.
+    #[error("token not active")]
+    InactiveToken,
+    /// The issuer's introspection endpoint could not be reached, refused the client's credentials
+    /// or gave no usable answer. The token may be fine.
+    #[error("token introspection unavailable")]
+    IntrospectionUnavailable {
+        /// When a client may retry.
+        retry_after: Duration,
+    },
     /// No usable key set exists for the issuer (keys not loaded yet, or stale past the allowed
     /// maximum). The token may be fine; the server can't tell.
     #[error("signing keys unavailable")]
@@ -126,7 +137,9 @@ impl AuthError {
     /// The HTTP status RFC 6750 §3 gives this error: `400`, `401`, `403` or `503`.
     pub fn status(&self) -> StatusCode {
         match self {
-            Self::KeysUnavailable { .. } | Self::RevocationUnavailable { .. } => {
+            Self::KeysUnavailable { .. }
+            | Self::RevocationUnavailable { .. }
+            | Self::IntrospectionUnavailable { .. } => {
                 return StatusCode::SERVICE_UNAVAILABLE;
             }
             Self::AuthorizationWithoutAuthentication => {
@@ -148,6 +161,7 @@ impl AuthError {
             Self::MissingToken
             | Self::KeysUnavailable { .. }
             | Self::RevocationUnavailable { .. }
+            | Self::IntrospectionUnavailable { .. }
             | Self::AuthorizationWithoutAuthentication => None,
             Self::MalformedAuthorizationHeader | Self::MultipleTokens => {
                 Some(ErrorCode::InvalidRequest)
@@ -169,13 +183,13 @@ impl AuthError {
         }
     }
 
-    /// When a client may retry, for the `503` answers (`Retry-After`): unusable keys or an
-    /// unavailable revocation list.
+    /// When a client may retry, for the `503` answers (`Retry-After`): unusable keys, an
+    /// unavailable revocation list or introspection endpoint.
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
-            Self::KeysUnavailable { retry_after } | Self::RevocationUnavailable { retry_after } => {
-                Some(*retry_after)
-            }
+            Self::KeysUnavailable { retry_after }
+            | Self::RevocationUnavailable { retry_after }
+            | Self::IntrospectionUnavailable { retry_after } => Some(*retry_after),
             _ => None,
         }
     }
@@ -211,6 +225,8 @@ impl AuthError {
             Self::KeysUnavailable { .. } => "keys_unavailable",
             Self::Revoked => "revoked",
             Self::RevocationUnavailable { .. } => "revocation_unavailable",
+            Self::InactiveToken => "inactive_token",
+            Self::IntrospectionUnavailable { .. } => "introspection_unavailable",
             Self::AuthorizationWithoutAuthentication => "authorization_without_authentication",
         }
     }

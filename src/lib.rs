@@ -105,6 +105,7 @@ mod error;
 mod extract;
 mod future;
 pub mod guide;
+mod introspection;
 mod issuer;
 mod json;
 mod jws;
@@ -135,6 +136,7 @@ pub use error::{AuthError, ConfigError, ErrorCode};
 #[cfg(feature = "axum")]
 pub use extract::{ClaimsRejection, ClaimsRejectionKind, RequireScopes, ScopeRequirement};
 pub use future::ResponseFuture;
+pub use introspection::{ClientCredentials, INTROSPECTION_MAX_TTL, INTROSPECTION_NEGATIVE_TTL};
 pub use issuer::Issuer;
 pub use keys::{
     FetchCounts, FetchError, KeySetStatus, KeySource, RefreshPolicy, SharedKeys, SharedKeysBuilder,

@@ -40,6 +40,7 @@ use tokio::task::{JoinHandle, JoinSet};
 
 use crate::{Algorithm, Issuer, JwtAuthBuilder, JwtAuthLayer};
 
+mod introspection;
 #[cfg(feature = "redis")]
 mod redis_server;
 mod server;
@@ -247,6 +248,7 @@ impl TestIssuerBuilder {
             jwks_requests: AtomicUsize::new(0),
             discovery_requests: AtomicUsize::new(0),
             hang,
+            introspection: introspection::IntrospectionState::default(),
         });
         let task = tokio::spawn(serve(listener, Arc::clone(&shared)));
         Ok(TestIssuer {
