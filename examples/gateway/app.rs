@@ -327,8 +327,19 @@ async fn build_layer(
 ) -> Result<JwtAuthLayer<Value>, StartError> {
     let auth = &config.auth;
     let mut builder = JwtAuthLayer::<Value>::builder();
-    for issuer in issuers {
-        builder = builder.issuer(issuer.to_issuer());
+    for (index, issuer) in issuers.iter().enumerate() {
+        let mut issuer = issuer.to_issuer();
+        // The top-level issuer, always the first, is the one the introspection flags name.
+        if let (0, Some(introspection)) = (index, &auth.introspection) {
+            issuer = issuer.introspection(
+                introspection.url.clone(),
+                tower_jwt_auth::ClientCredentials::basic(
+                    introspection.client_id.clone(),
+                    introspection.client_secret.clone(),
+                ),
+            );
+        }
+        builder = builder.issuer(issuer);
     }
     if let Some(typ) = &auth.require_typ {
         builder = builder.require_token_type(typ.clone());

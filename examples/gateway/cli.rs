@@ -176,6 +176,25 @@ pub struct Cli {
     #[arg(long, env = "GATEWAY_SHUTDOWN_TIMEOUT", value_name = "DURATION")]
     pub shutdown_timeout: Option<String>,
 
+    /// Introspection endpoint (RFC 7662) of the --issuer: opaque (non-JWT) tokens are checked
+    /// there, with --introspection-client-id/-secret by client_secret_basic [default: none]
+    #[arg(long, env = "GATEWAY_INTROSPECTION_URL", value_name = "URL")]
+    pub introspection_url: Option<String>,
+
+    /// Client id the gateway authenticates to the introspection endpoint with
+    #[arg(long, env = "GATEWAY_INTROSPECTION_CLIENT_ID", value_name = "ID")]
+    pub introspection_client_id: Option<String>,
+
+    /// Client secret for the introspection endpoint (prefer the environment variable: a flag
+    /// shows in the process list)
+    #[arg(
+        long,
+        env = "GATEWAY_INTROSPECTION_CLIENT_SECRET",
+        value_name = "SECRET",
+        hide_env_values = true
+    )]
+    pub introspection_client_secret: Option<String>,
+
     /// Redis holding the revocation list shared by every gateway (`gateway revoke` writes to it):
     /// loaded at start, kept current through pub/sub; revoked tokens get 401 [default: none]
     #[arg(long, env = "GATEWAY_REDIS_URL", value_name = "URL")]

@@ -165,6 +165,27 @@ pub struct AuthSettings {
     pub token_from_websocket_protocol: bool,
     /// The shared revocation list, if any.
     pub revocation: Option<RevocationSettings>,
+    /// The top-level issuer's introspection endpoint, if any.
+    pub introspection: Option<IntrospectionSettings>,
+}
+
+/// The introspection endpoint of the top-level issuer (the first of `Mode`'s issuers), and the
+/// client credentials for it (`client_secret_basic`).
+#[derive(Clone, PartialEq, Eq)]
+pub struct IntrospectionSettings {
+    pub url: String,
+    pub client_id: String,
+    pub client_secret: String,
+}
+
+impl fmt::Debug for IntrospectionSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("IntrospectionSettings")
+            .field("url", &self.url)
+            .field("client_id", &self.client_id)
+            .field("client_secret", &"<redacted>")
+            .finish()
+    }
 }
 
 /// Where the revocation list lives, and what happens when it can't be confirmed current.
@@ -319,6 +340,11 @@ pub fn resolve(args: &Args, file: Option<(&Path, &FileConfig)>) -> Result<Config
         start_without_keys: flag!(start_without_keys),
         token_from_websocket_protocol: flag!(token_from_websocket_protocol),
         revocation: revocation_settings(non_empty(pick!(redis_url))?, pick!(revocation_fail_open))?,
+        introspection: introspection_settings(
+            pick!(introspection_url),
+            pick!(introspection_client_id),
+            pick!(introspection_client_secret),
+        )?,
     };
     let allow_any_issuer = flag!(allow_any_issuer);
 
@@ -379,6 +405,13 @@ pub fn resolve(args: &Args, file: Option<(&Path, &FileConfig)>) -> Result<Config
     let jwks_url = non_empty(pick!(jwks_url))?;
     let audiences = pick!(audiences);
     let mut issuers = Vec::new();
+    if auth.introspection.is_some() && iss.is_none() && jwks_url.is_none() {
+        return Err(ConfigError::Missing {
+            setting: "--issuer".to_owned(),
+            reason: "--introspection-url is the endpoint of the top-level issuer: set --issuer"
+                .to_owned(),
+        });
+    }
     if iss.is_some() || jwks_url.is_some() {
         let iss_origin = pick!(issuer).map(|(_, origin)| origin);
         let jwks_origin = pick!(jwks_url).map(|(_, origin)| origin);
@@ -564,6 +597,45 @@ fn revocation_settings(
             reason: format!("{origin} changes how the revocation list fails, but none is set"),
         }),
         (None, _) => Ok(None),
+    }
+}
+
+/// The introspection URL and client credentials: all three, or none.
+fn introspection_settings(
+    url: Option<(String, String)>,
+    client_id: Option<(String, String)>,
+    client_secret: Option<(String, String)>,
+) -> Result<Option<IntrospectionSettings>, ConfigError> {
+    let needs = |setting: &str, reason: &str| ConfigError::Missing {
+        setting: setting.to_owned(),
+        reason: reason.to_owned(),
+    };
+    match (url, client_id, client_secret) {
+        (None, None, None) => Ok(None),
+        (Some((url, origin)), Some((client_id, _)), Some((client_secret, _))) => {
+            let parsed = url::Url::parse(&url).map_err(|err| invalid(&origin, &url, err))?;
+            if !matches!(parsed.scheme(), "http" | "https") {
+                return Err(invalid(&origin, &url, "expected an http or https URL"));
+            }
+            Ok(Some(IntrospectionSettings {
+                url,
+                client_id,
+                client_secret,
+            }))
+        }
+        (None, _, _) => Err(needs(
+            "--introspection-url",
+            "the introspection client id and secret need the endpoint's URL",
+        )),
+        (Some(_), None, _) => Err(needs(
+            "--introspection-client-id",
+            "the introspection endpoint needs the gateway's client id",
+        )),
+        (Some(_), Some(_), None) => Err(needs(
+            "--introspection-client-secret",
+            "the introspection endpoint needs the gateway's client secret \
+             (GATEWAY_INTROSPECTION_CLIENT_SECRET)",
+        )),
     }
 }
 

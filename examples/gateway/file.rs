@@ -34,6 +34,9 @@ pub struct FileConfig {
     pub(super) token_from_websocket_protocol: Option<bool>,
     pub(super) forward_auth: Option<bool>,
     pub(super) redis_url: Option<String>,
+    pub(super) introspection_url: Option<String>,
+    pub(super) introspection_client_id: Option<String>,
+    pub(super) introspection_client_secret: Option<String>,
     pub(super) revocation_fail_open: Option<bool>,
     /// Further issuers, besides the one of the top-level `issuer`/`jwks_url`.
     pub(super) issuers: Option<Vec<FileIssuer>>,

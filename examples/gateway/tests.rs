@@ -489,3 +489,6 @@ mod inspect;
 
 #[path = "tests_revocation.rs"]
 mod revocation;
+
+#[path = "tests_introspection.rs"]
+mod introspection;

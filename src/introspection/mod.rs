@@ -1,7 +1,7 @@
 //! Token introspection (RFC 7662): opaque tokens (and, optionally, JWTs) are sent to the issuer's
-//! introspection endpoint; its answers are cached until the token's `exp` (at most
-//! [`INTROSPECTION_MAX_TTL`](crate::INTROSPECTION_MAX_TTL)), inactive ones for [`INTROSPECTION_NEGATIVE_TTL`], and concurrent introspections of one token
-//! share one call.
+//! introspection endpoint; its answers are cached (16 MiB at most) until the token's `exp`, for
+//! at most [`INTROSPECTION_MAX_TTL`], inactive ones for [`INTROSPECTION_NEGATIVE_TTL`], and
+//! concurrent introspections of one token share one call.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -18,8 +18,10 @@ use crate::error::AuthError;
 pub const INTROSPECTION_MAX_TTL: Duration = Duration::from_secs(300);
 /// How long an inactive token's answer is kept.
 pub const INTROSPECTION_NEGATIVE_TTL: Duration = Duration::from_secs(10);
-/// How many answers are kept.
-const CAPACITY: usize = 10_000;
+/// How many bytes of answers are kept (an answer weighs its JSON text plus 128 bytes), and about
+/// how many answers that is.
+const CACHE_BYTES: u64 = 16 * 1024 * 1024;
+const ESTIMATED_ANSWERS: usize = 10_000;
 /// The largest introspection answer read.
 const MAX_RESPONSE_BYTES: usize = 64 * 1024;
 /// How long one introspection call may take.
@@ -98,6 +100,17 @@ pub(crate) struct Answer {
     expires_at: Instant,
 }
 
+/// Weighs a cached answer by its size, so that the cache is bounded in bytes.
+#[derive(Clone, Copy)]
+struct AnswerBytes;
+
+impl quick_cache::Weighter<[u8; 32], Answer> for AnswerBytes {
+    fn weight(&self, _: &[u8; 32], answer: &Answer) -> u64 {
+        let text = answer.active.as_ref().map_or(0, |text| text.len());
+        128 + u64::try_from(text).unwrap_or(u64::MAX)
+    }
+}
+
 /// One call in progress; every request for the same token waits for its result.
 type Call = OnceCell<Result<Answer, AuthError>>;
 
@@ -106,7 +119,7 @@ pub(crate) struct Introspector {
     url: Url,
     credentials: ClientCredentials,
     client: reqwest::Client,
-    answers: quick_cache::sync::Cache<[u8; 32], Answer>,
+    answers: quick_cache::sync::Cache<[u8; 32], Answer, AnswerBytes>,
     /// The calls in progress, by token hash: later requests for the same token wait for them.
     in_flight: Mutex<HashMap<[u8; 32], Arc<Call>>>,
 }
@@ -134,7 +147,11 @@ impl Introspector {
             url,
             credentials,
             client,
-            answers: quick_cache::sync::Cache::new(CAPACITY),
+            answers: quick_cache::sync::Cache::with_weighter(
+                ESTIMATED_ANSWERS,
+                CACHE_BYTES,
+                AnswerBytes,
+            ),
             in_flight: Mutex::default(),
         }
     }
