@@ -58,6 +58,15 @@
 //!
 //! A request whose key is known takes no lock and does no I/O: it reads a snapshot.
 //!
+//! # Beyond stateless tokens
+//!
+//! - A [`RevocationList`] refuses tokens before their `exp`, by `jti` or by subject, checked
+//!   against a local copy; with the `redis` feature it is shared by every replica
+//!   ([`JwtAuthBuilder::revocation`]).
+//! - [`Issuer::introspection`] checks opaque tokens (and, optionally, JWTs) at the issuer's
+//!   RFC 7662 endpoint, cached and coalesced; handlers get the same [`Claims`] and
+//!   [`VerifiedToken`].
+//!
 //! Rejections follow RFC 6750 §3 ([`DefaultRejection`]) or any mapping you give
 //! ([`RejectionResponse`]); each cause is an [`AuthError`] variant.
 //!
