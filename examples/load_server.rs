@@ -6,6 +6,9 @@
 //!                                        TOKEN_CACHE=N sets the cache size in bytes (0: off)
 //! load_server tokens N FILE              writes N distinct RS256 tokens, one per line
 //! load_server memory N CACHE_BYTES       verifies N distinct tokens in-process (for /usr/bin/time -v)
+//! load_server admission HOT ONE_OFF BYTES the hot set's hit rate while ONE_OFF one-off tokens pass
+//!                                        (a hot token between every two one-offs), in-process,
+//!                                        with a cache of BYTES
 //! load_server profile N                  sends N requests with one token through the layer and a
 //!                                        no-op service (for valgrind --tool=callgrind)
 //! load_server profile-miss FILE N        (TOKEN_CACHE as above) the same with the distinct RS256 tokens of FILE (written by
@@ -147,6 +150,47 @@ async fn memory(n: usize, capacity: u64) -> Result<(), Box<dyn Error>> {
     Ok(())
 }
 
+/// How much of a hot set of `hot` tokens the cache keeps serving while `one_off` tokens, each
+/// seen once, pass (a flood from a scan or a client minting a token per request). A hit is seen
+/// as the very claims the cache holds (the same `Arc`) coming back.
+async fn admission(hot: usize, one_off: usize, bytes: u64) -> Result<(), Box<dyn Error>> {
+    const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef";
+    let layer = layer_with(KeySource::shared_secret(SECRET), bytes).await?;
+    let key = EncodingKey::from_secret(SECRET);
+    let header = Header::new(J::HS256);
+    let hot_tokens: Vec<String> = (0..hot)
+        .map(|i| jsonwebtoken::encode(&header, &claims(i), &key))
+        .collect::<Result<_, _>>()?;
+    // Warm: each hot token is used twice (admitted on its second sighting), then once more to
+    // hold the cached claims.
+    let mut cached = Vec::with_capacity(hot);
+    for token in &hot_tokens {
+        layer.verify(token).await?;
+        layer.verify(token).await?;
+        cached.push(layer.verify(token).await?.0);
+    }
+    let (mut hits, mut lookups) = (0usize, 0usize);
+    for i in 0..one_off {
+        let token = jsonwebtoken::encode(&header, &claims(hot + i), &key)?;
+        layer.verify(&token).await?;
+        let n = i % hot;
+        let (claims, _) = layer.verify(&hot_tokens[n]).await?;
+        lookups += 1;
+        if std::sync::Arc::ptr_eq(&claims.0, &cached[n].0) {
+            hits += 1;
+        } else {
+            cached[n] = claims;
+        }
+    }
+    #[allow(clippy::cast_precision_loss)]
+    let rate = 100.0 * hits as f64 / lookups as f64;
+    println!(
+        "hot set {hot}, one-off tokens {one_off}, cache {bytes} bytes: \
+         {hits}/{lookups} hot lookups hit ({rate:.2}%)"
+    );
+    Ok(())
+}
+
 /// The request path of a cache hit, for an instruction profile.
 async fn profile(n: usize) -> Result<(), Box<dyn Error>> {
     const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef";
@@ -234,8 +278,11 @@ async fn main() -> Result<(), Box<dyn Error>> {
         }
         ["tokens", n, path] => write_tokens(n.parse()?, path),
         ["memory", n, capacity] => memory(n.parse()?, capacity.parse()?).await,
+        ["admission", hot, one_off, bytes] => {
+            admission(hot.parse()?, one_off.parse()?, bytes.parse()?).await
+        }
         ["profile", n] => profile(n.parse()?).await,
         ["profile-miss", path, n] => profile_miss(path, n.parse()?).await,
-        _ => Err("usage: load_server plain ADDR | layer ADDR JWKS_URL | tokens N FILE | memory N CACHE_BYTES | profile N | profile-miss FILE N".into()),
+        _ => Err("usage: load_server plain ADDR | layer ADDR JWKS_URL | tokens N FILE | memory N CACHE_BYTES | admission HOT ONE_OFF BYTES | profile N | profile-miss FILE N".into()),
     }
 }

@@ -321,8 +321,8 @@ async fn extractors_answer_with_the_layers_custom_rejection() {
 
 #[tokio::test]
 async fn a_request_waiting_for_keys_keeps_the_readiness_it_reserved() {
-    // The unknown-kid wait path behind a concurrency limit of one: the waiting request holds the
-    // ready service it took, and releases it when it is answered.
+    // The unknown-kid wait path in front of an inner service limited to one request at a time:
+    // the waiting request holds the ready inner service it took, and releases it when answered.
     let known = TestKey::ed25519("known");
     let server = IssuerServer::start(vec![known.public_jwk.clone()]).await;
     let layer = JwtAuthLayer::<Value>::builder()
@@ -338,7 +338,9 @@ async fn a_request_waiting_for_keys_keeps_the_readiness_it_reserved() {
     let inner = tower::service_fn(|_: Request<Body>| async {
         Ok::<_, Infallible>(Response::new(Body::from("inner")))
     });
-    let mut service = tower::limit::ConcurrencyLimitLayer::new(1).layer(layer.layer(inner));
+    // The inner service takes one request at a time: its readiness is a permit, which the
+    // waiting request must carry with it (and the wrapping service must not lose).
+    let mut service = layer.layer(tower::limit::ConcurrencyLimit::new(inner, 1));
     let rotated = TestKey::rsa("rsa-b", "rotated", jsonwebtoken::Algorithm::RS256);
     let request = |token: &str| {
         Request::get("/")
