@@ -359,6 +359,10 @@ async fn build_layer(
     if auth.start_without_keys {
         builder = builder.allow_start_without_keys();
     }
+    if let Some(dir) = &auth.key_snapshot_dir {
+        builder = builder
+            .refresh_policy(tower_jwt_auth::RefreshPolicy::default().snapshot_dir(dir.clone()));
+    }
     if let Some(revocation) = &auth.revocation {
         let mut list = tower_jwt_auth::RevocationList::builder();
         if revocation.fail_open {

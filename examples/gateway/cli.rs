@@ -195,6 +195,11 @@ pub struct Cli {
     )]
     pub introspection_client_secret: Option<String>,
 
+    /// Directory keeping each issuer's last good JWKS, so that a restart while an issuer is
+    /// unreachable starts from it (within 24h of its fetch) [default: none]
+    #[arg(long, env = "GATEWAY_KEY_SNAPSHOT_DIR", value_name = "DIR")]
+    pub key_snapshot_dir: Option<PathBuf>,
+
     /// Redis holding the revocation list shared by every gateway (`gateway revoke` writes to it):
     /// loaded at start, kept current through pub/sub; revoked tokens get 401 [default: none]
     #[arg(long, env = "GATEWAY_REDIS_URL", value_name = "URL")]

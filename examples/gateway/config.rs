@@ -167,6 +167,8 @@ pub struct AuthSettings {
     pub revocation: Option<RevocationSettings>,
     /// The top-level issuer's introspection endpoint, if any.
     pub introspection: Option<IntrospectionSettings>,
+    /// Where the last good JWKS of each issuer is kept, if anywhere.
+    pub key_snapshot_dir: Option<PathBuf>,
 }
 
 /// The introspection endpoint of the top-level issuer (the first of `Mode`'s issuers), and the
@@ -345,6 +347,7 @@ pub fn resolve(args: &Args, file: Option<(&Path, &FileConfig)>) -> Result<Config
             pick!(introspection_client_id),
             pick!(introspection_client_secret),
         )?,
+        key_snapshot_dir: pick!(key_snapshot_dir).map(|(dir, _)| dir),
     };
     let allow_any_issuer = flag!(allow_any_issuer);
 

@@ -34,6 +34,7 @@ pub struct FileConfig {
     pub(super) token_from_websocket_protocol: Option<bool>,
     pub(super) forward_auth: Option<bool>,
     pub(super) redis_url: Option<String>,
+    pub(super) key_snapshot_dir: Option<PathBuf>,
     pub(super) introspection_url: Option<String>,
     pub(super) introspection_client_id: Option<String>,
     pub(super) introspection_client_secret: Option<String>,

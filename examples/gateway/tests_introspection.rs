@@ -1,4 +1,4 @@
-//! `--introspection-url` with `--introspection-client-id` and `--introspection-client-secret`
+//! `--key-snapshot-dir`: a restart during an issuer outage. `--introspection-url` with `--introspection-client-id` and `--introspection-client-secret`
 //! (also `GATEWAY_INTROSPECTION_CLIENT_SECRET`): opaque tokens checked at the test issuer's
 //! RFC 7662 endpoint and forwarded like JWTs.
 
@@ -7,7 +7,8 @@ use tower_jwt_auth::test_util::TestIssuer;
 
 use super::*;
 
-fn introspection_args(issuer: &TestIssuer, upstream: SocketAddr) -> Vec<String> {
+/// The gateway in front of `upstream`, trusting `issuer` (found by discovery).
+fn issuer_args(issuer: &TestIssuer, upstream: SocketAddr) -> Vec<String> {
     [
         "gateway",
         "--upstream",
@@ -16,16 +17,23 @@ fn introspection_args(issuer: &TestIssuer, upstream: SocketAddr) -> Vec<String> 
         issuer.issuer(),
         "--audience",
         issuer.audience(),
-        "--introspection-url",
-        &issuer.introspection_url(),
-        "--introspection-client-id",
-        TestIssuer::INTROSPECTION_CLIENT_ID,
-        "--introspection-client-secret",
-        TestIssuer::INTROSPECTION_CLIENT_SECRET,
     ]
     .iter()
     .map(|arg| (*arg).to_owned())
     .collect()
+}
+
+fn introspection_args(issuer: &TestIssuer, upstream: SocketAddr) -> Vec<String> {
+    let mut args = issuer_args(issuer, upstream);
+    args.extend([
+        "--introspection-url".to_owned(),
+        issuer.introspection_url(),
+        "--introspection-client-id".to_owned(),
+        TestIssuer::INTROSPECTION_CLIENT_ID.to_owned(),
+        "--introspection-client-secret".to_owned(),
+        TestIssuer::INTROSPECTION_CLIENT_SECRET.to_owned(),
+    ]);
+    args
 }
 
 #[tokio::test]
@@ -120,4 +128,44 @@ fn introspection_settings_come_as_a_set_and_the_secret_from_the_environment() {
         env("introspection_url").as_deref(),
         Some("GATEWAY_INTROSPECTION_URL")
     );
+}
+
+#[tokio::test]
+async fn with_a_key_snapshot_dir_a_restart_during_an_issuer_outage_still_verifies() {
+    let env = env().await;
+    let issuer = TestIssuer::start().await.unwrap();
+    let dir = std::env::temp_dir().join(format!(
+        "gateway-key-snapshots-{}-{:016x}",
+        std::process::id(),
+        fastrand::u64(..)
+    ));
+    let args = |dir: &std::path::Path| {
+        let mut args = issuer_args(&issuer, env.upstream);
+        args.extend(["--key-snapshot-dir".to_owned(), dir.display().to_string()]);
+        args
+    };
+    let first = start_gateway(args(&dir)).await;
+    let token = issuer.token(json!({}));
+    assert_eq!(
+        get_path(first.local_addr(), "/api", Some(&token))
+            .await
+            .status,
+        StatusCode::OK
+    );
+    let deadline = std::time::Instant::now() + DEADLINE;
+    while std::fs::read_dir(&dir).map_or(0, Iterator::count) == 0 {
+        assert!(std::time::Instant::now() < deadline, "no snapshot written");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    first.shutdown().await.unwrap();
+
+    issuer.set_outage(true);
+    let restarted = start_gateway(args(&dir)).await;
+    assert_eq!(
+        get_path(restarted.local_addr(), "/api", Some(&token))
+            .await
+            .status,
+        StatusCode::OK
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
 }
