@@ -54,6 +54,7 @@
 //!   limited by a cooldown, so the first token under a rotated key is accepted;
 //! - when the issuer is down, the last good set keeps serving up to a maximum staleness, and only
 //!   when no usable set exists do requests get `503` with `Retry-After`;
+//! - with [`RefreshPolicy::snapshot_dir`], the last good set survives a restart during an outage;
 //! - [`JwtAuthLayer::key_sets`] reports each set's age, size and health.
 //!
 //! A request whose key is known takes no lock and does no I/O: it reads a snapshot.
