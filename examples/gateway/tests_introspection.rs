@@ -86,18 +86,15 @@ fn introspection_settings_come_as_a_set_and_the_secret_from_the_environment() {
     assert!(!format!("{settings:?}").contains("s3cr3t"));
     for (extra, setting) in [
         (
-            vec![&issuer[..], &url, &id].concat(),
+            [&issuer[..], &url, &id].concat(),
             "--introspection-client-secret",
         ),
         (
-            vec![&issuer[..], &url, &secret].concat(),
+            [&issuer[..], &url, &secret].concat(),
             "--introspection-client-id",
         ),
-        (
-            vec![&issuer[..], &id, &secret].concat(),
-            "--introspection-url",
-        ),
-        (vec![&url[..], &id, &secret].concat(), "--issuer"),
+        ([&issuer[..], &id, &secret].concat(), "--introspection-url"),
+        ([&url[..], &id, &secret].concat(), "--issuer"),
     ] {
         let error = resolve(&extra).unwrap_err();
         assert_eq!(error.setting(), setting, "{extra:?}: {error}");

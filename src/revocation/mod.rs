@@ -14,7 +14,7 @@ use crate::error::AuthError;
 
 use self::set::RevokedSet;
 
-/// Default bound of a list's local copy, in entries (about 100 MB; see `BENCHMARKS.md`).
+/// Default bound of a list's local copy, in entries (about 55 MB; see `BENCHMARKS.md`).
 pub const DEFAULT_MAX_REVOCATIONS: usize = 1_000_000;
 
 /// How long after a token's `exp` its entry is kept: the layer accepts a token up to its leeway
