@@ -122,6 +122,17 @@ pub mod deployment {
     //! `401 invalid_token` with the cause `revoked`; a stale list is `503` with the cause
     //! `revocation_unavailable`.
     //!
+    //! For opaque tokens, or to honour a revocation at the issuer at once, give the issuer its
+    //! introspection endpoint ([`Issuer::introspection`](crate::Issuer::introspection), RFC 7662;
+    //! [`introspect_jwts`](crate::Issuer::introspect_jwts) for JWTs too): answers are cached until
+    //! `exp` (five minutes at most, inactive ones ten seconds) and concurrent introspections of a
+    //! token share one call; an endpoint that fails gives `503` with `Retry-After`.
+    //!
+    //! ## Restarts during an issuer outage
+    //! With [`RefreshPolicy::snapshot_dir`](crate::RefreshPolicy::snapshot_dir) each replica keeps
+    //! its issuers' last good JWKS on disk, so that a replica restarted while the issuer is down
+    //! starts from it (within `max_staleness`) instead of failing to start.
+    //!
     //! ## Observability
     //! Each rejection is logged once at `debug` with its cause (never the token); each request
     //! runs in a `jwt_auth` span with `outcome` and `cause`; fetches log `jwks fetch` events with

@@ -122,7 +122,7 @@ pub enum TestIssuerError {
 ///   otherwise.
 /// - [`rotate`](Self::rotate) adds a new current key and keeps publishing the old ones until
 ///   [`retire_previous`](Self::retire_previous).
-/// - [`set_outage`](Self::set_outage) makes discovery and JWKS answer `503`,
+/// - [`set_outage`](Self::set_outage) makes discovery, JWKS and introspection answer `503`,
 ///   [`set_hang`](Self::set_hang) makes them not answer at all;
 ///   [`jwks_requests`](Self::jwks_requests) counts the JWKS requests received.
 ///
@@ -476,12 +476,13 @@ impl TestIssuer {
         state.version += 1;
     }
 
-    /// While `true`, discovery and JWKS requests get `503 Service Unavailable`.
+    /// While `true`, discovery, JWKS and introspection requests get `503 Service Unavailable`.
     pub fn set_outage(&self, outage: bool) {
         self.shared.key_ring().outage = outage;
     }
 
-    /// While `true`, discovery and JWKS requests get no answer (the connection stays open); they
+    /// While `true`, discovery, JWKS and introspection requests get no answer (the connection
+    /// stays open); they
     /// are answered once it is set back to `false`. For timeout tests.
     pub fn set_hang(&self, hang: bool) {
         self.shared.hang.send_replace(hang);
