@@ -149,3 +149,30 @@ async fn corrupt_and_foreign_snapshots_are_ignored() {
         ConfigError::KeyFetch { .. }
     ));
 }
+
+#[tokio::test]
+async fn a_not_modified_answer_renews_the_snapshot() {
+    let dir = TempDir::new();
+    let issuer = TestIssuer::start().await.unwrap();
+    let layer = build(&issuer, RefreshPolicy::default().snapshot_dir(&dir.0))
+        .await
+        .unwrap();
+    let file = snapshot_written(&dir).await;
+    let fetched_at = |file: &Path| -> i64 {
+        let snapshot: Value = serde_json::from_slice(&std::fs::read(file).unwrap()).unwrap();
+        snapshot["fetched_at"].as_i64().unwrap()
+    };
+    let mut snapshot: Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+    let old = snapshot["fetched_at"].as_i64().unwrap() - 7200;
+    snapshot["fetched_at"] = Value::from(old);
+    std::fs::write(&file, snapshot.to_string()).unwrap();
+    // The refetch is answered `304` (same ETag): the snapshot is marked current again.
+    layer.refresh_keys().await;
+    assert_eq!(layer.key_sets()[0].fetches.not_modified, 1);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while fetched_at(&file) == old {
+        assert!(std::time::Instant::now() < deadline, "snapshot not renewed");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert!(fetched_at(&file) > old + 3600);
+}

@@ -52,7 +52,8 @@ impl Default for RefreshPolicy {
 
 impl RefreshPolicy {
     /// Keeps the last good JWKS of each fetched key set in `dir` (created if missing), written
-    /// atomically (a temporary file, then a rename) after each fetch that brings a new document.
+    /// atomically (a temporary file, then a rename) after each fetch that brings a new document
+    /// or confirms it (`304 Not Modified`).
     /// When the issuer can't be reached as the layer starts, the snapshot is used instead if it
     /// was fetched within [`max_staleness`](Self::max_staleness); a corrupt snapshot, or one of
     /// another key set, is ignored with a warning. The files hold public keys only. Default: no

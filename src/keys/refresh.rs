@@ -377,6 +377,7 @@ impl RemoteKeys {
                 let interval = self.policy.interval(max_age);
                 let renewed = self.current.load().renewed(self.expiry(interval));
                 self.current.store(Arc::new(renewed));
+                self.save_snapshot(None);
                 Ok((interval, true))
             }
             Ok(Fetched::Document {
@@ -405,7 +406,7 @@ impl RemoteKeys {
                 self.current
                     .store(Arc::new(KeySet::expiring(keys, self.expiry(interval))));
                 lock(&self.state).etag = etag;
-                self.save_snapshot(&body);
+                self.save_snapshot(Some(&body));
                 tracing::info!(
                     issuer = self.issuer_label(),
                     result = "ok",
@@ -460,15 +461,20 @@ impl RemoteKeys {
         true
     }
 
-    /// Keeps `jwks`, just fetched, as the snapshot (off the async threads).
-    fn save_snapshot(&self, jwks: &str) {
+    /// Keeps `jwks`, just fetched, as the snapshot; `None` after a `304`: the snapshot's
+    /// document is confirmed current. Off the async threads.
+    fn save_snapshot(&self, jwks: Option<&str>) {
         let Some(file) = self.snapshot.clone() else {
             return;
         };
-        let jwks = jwks.to_owned();
+        let jwks = jwks.map(str::to_owned);
         let issuer = self.issuer_label().to_owned();
         tokio::task::spawn_blocking(move || {
-            if let Err(error) = file.save(&jwks) {
+            let saved = match &jwks {
+                Some(jwks) => file.save(jwks),
+                None => file.touch(),
+            };
+            if let Err(error) = saved {
                 tracing::warn!(issuer, %error, "cannot write the key snapshot");
             }
         });

@@ -86,10 +86,24 @@ impl SnapshotFile {
         written
     }
 
+    /// Marks the snapshot as fetched now, after the issuer answered `304 Not Modified`: the
+    /// document it holds is still the issuer's. Nothing happens without a valid snapshot of this
+    /// key set.
+    pub(crate) fn touch(&self) -> std::io::Result<()> {
+        match self.read(Duration::MAX) {
+            Some((jwks, _)) => self.save(&jwks),
+            None => Ok(()),
+        }
+    }
+
     /// The snapshot's JWKS and its age, if there is a snapshot of this key set no older than
     /// `max_age`. A missing file is `None`; a corrupt, foreign or too old one is `None` with a
     /// warning.
     pub(crate) fn load(&self, max_age: Duration) -> Option<(String, Duration)> {
+        self.read(max_age)
+    }
+
+    fn read(&self, max_age: Duration) -> Option<(String, Duration)> {
         let read = std::fs::File::open(&self.path).and_then(|file| {
             let mut text = Vec::new();
             std::io::Read::read_to_end(
@@ -164,6 +178,28 @@ mod tests {
             .collect();
         assert_eq!(names.len(), 1, "{names:?}");
         assert!(names[0].starts_with("jwks-") && names[0].ends_with(".json"));
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn touching_a_snapshot_makes_it_current_again() {
+        let dir = temp_dir();
+        let file = SnapshotFile::new(&dir, "https://a.test/", "discovery");
+        file.touch().unwrap();
+        assert!(
+            file.load(Duration::from_secs(60)).is_none(),
+            "nothing to touch"
+        );
+        let old = serde_json::json!({
+            "format": FORMAT, "issuer": "https://a.test/", "source": "discovery",
+            "fetched_at": 1_000, "jwks": "{\"keys\":[]}",
+        });
+        std::fs::write(&file.path, old.to_string()).unwrap();
+        assert!(file.load(Duration::from_secs(60)).is_none());
+        file.touch().unwrap();
+        let (jwks, age) = file.load(Duration::from_secs(60)).unwrap();
+        assert_eq!(jwks, "{\"keys\":[]}");
+        assert!(age < Duration::from_secs(5));
         std::fs::remove_dir_all(dir).unwrap();
     }
 
