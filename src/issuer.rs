@@ -97,7 +97,8 @@ impl Issuer {
     /// Sends tokens that are not a compact JWS (opaque tokens) to this introspection endpoint
     /// (RFC 7662), authenticated with `credentials`. An active token passes with the claims of
     /// the answer, checked like a JWT's (`iss` when present, `exp`, `nbf`, `iat`, `aud`, required
-    /// claims, validators); handlers get the same [`Claims`](crate::Claims) and
+    /// claims, validators; `exp` is required unless
+    /// [`allow_missing_exp`](crate::JwtAuthBuilder::allow_missing_exp)); handlers get the same [`Claims`](crate::Claims) and
     /// [`VerifiedToken`](crate::VerifiedToken). An inactive one is `401 invalid_token` ("token not
     /// active"); an endpoint that can't answer gives `503` with `Retry-After`.
     ///
