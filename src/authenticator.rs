@@ -14,6 +14,8 @@ use crate::claims::{Claims, VerifiedToken};
 use crate::clock::SharedClock;
 use crate::dpop::SenderConstraint;
 use crate::error::AuthError;
+use crate::introspection::{Introspector, looks_like_jws};
+use crate::revocation::RevocationList;
 use crate::token::{Scheme, TokenExtractor};
 use crate::verify::{Failure, Verified, Verifier};
 
@@ -66,6 +68,19 @@ pub(crate) struct AuthConfig<T> {
     pub(crate) sender: SenderConstraint,
     /// The RFC 9728 metadata, completed by the builder.
     pub(crate) resource: Option<crate::resource::ProtectedResource>,
+    /// Checked after the signature and claims, on cache hits too.
+    pub(crate) revocation: Option<RevocationList>,
+    /// Opaque tokens (and optionally JWTs) are checked by the issuer's introspection endpoint.
+    pub(crate) introspection: Option<Introspection>,
+}
+
+/// The introspection endpoint of the issuer at index `issuer` (at most one per layer).
+#[derive(Debug)]
+pub(crate) struct Introspection {
+    pub(crate) issuer: usize,
+    pub(crate) introspector: Introspector,
+    /// JWTs are introspected too, after their own checks.
+    pub(crate) jwts: bool,
 }
 
 /// Decides whether a request may pass, and with which claims. Cheap to clone.
@@ -115,6 +130,10 @@ impl<T> Authenticator<T> {
 
     pub(crate) fn resource(&self) -> Option<&crate::resource::ProtectedResource> {
         self.config.resource.as_ref()
+    }
+
+    pub(crate) fn revocation(&self) -> Option<&RevocationList> {
+        self.config.revocation.as_ref()
     }
 }
 
@@ -183,16 +202,31 @@ where
 
     /// Decides for a bare token (no request around it).
     pub(crate) fn decide_token(&self, token: &str) -> Decision<T> {
+        if self
+            .config
+            .introspection
+            .as_ref()
+            .is_some_and(|_| !looks_like_jws(token))
+        {
+            if token.len() > self.config.verifier.max_token_len {
+                return Decision::Ready(Err(AuthError::TokenTooLarge));
+            }
+            let this = self.clone();
+            let token = token.to_owned();
+            return Decision::Pending(Box::pin(async move { this.introspect(&token).await }));
+        }
         let verifier = &self.config.verifier;
-        match verifier.verify(token, self.config.clock.unix_seconds()) {
-            Ok(verified) if self.config.async_validators.is_empty() => {
+        match self.verify_now(token) {
+            Ok(verified) if self.config.async_validators.is_empty() && !self.introspects_jwts() => {
                 Decision::Ready(Ok(Outcome::Verified(verified)))
             }
             Ok(verified) => {
                 let this = self.clone();
-                Decision::Pending(Box::pin(
-                    async move { this.run_async_checks(verified).await },
-                ))
+                let token = token.to_owned();
+                Decision::Pending(Box::pin(async move {
+                    this.confirm_active(&token).await?;
+                    this.run_async_checks(verified).await
+                }))
             }
             Err(Failure::Rejected(error)) => Decision::Ready(Err(error)),
             Err(Failure::KeysMayArrive { issuer, kid, error }) => {
@@ -216,8 +250,11 @@ where
     /// Verifies `token` once more after a refetch; a failure now is final.
     async fn verify_after_wait(&self, token: &str) -> Result<Outcome<T>, AuthError> {
         let verifier = &self.config.verifier;
-        match verifier.verify(token, self.config.clock.unix_seconds()) {
-            Ok(verified) => self.run_async_checks(verified).await,
+        match self.verify_now(token) {
+            Ok(verified) => {
+                self.confirm_active(token).await?;
+                self.run_async_checks(verified).await
+            }
             Err(Failure::Rejected(error)) => Err(error),
             Err(Failure::KeysMayArrive { issuer, kid, error }) => {
                 // A `kid` still unknown after a refetch is remembered, so that further tokens
@@ -229,6 +266,56 @@ where
                 }
                 Err(error)
             }
+        }
+    }
+
+    /// Verifies `token` at the clock's time (from the cache when it can), then checks the local
+    /// copy of the revocation list: no I/O.
+    fn verify_now(&self, token: &str) -> Result<Verified<T>, Failure> {
+        let verified = self
+            .config
+            .verifier
+            .verify(token, self.config.clock.unix_seconds())?;
+        if let Some(revocation) = &self.config.revocation {
+            revocation.check(verified.token.registered_claims())?;
+        }
+        Ok(verified)
+    }
+
+    fn introspects_jwts(&self) -> bool {
+        self.config
+            .introspection
+            .as_ref()
+            .is_some_and(|introspection| introspection.jwts)
+    }
+
+    /// An opaque token: the endpoint's answer, its claims checked like a JWT's, then the
+    /// revocation list and the async checks.
+    async fn introspect(&self, token: &str) -> Result<Outcome<T>, AuthError> {
+        let Some(introspection) = &self.config.introspection else {
+            return Err(AuthError::MalformedToken("not a compact JWS"));
+        };
+        let answer = introspection.introspector.introspect(token).await?;
+        let active = answer.active.ok_or(AuthError::InactiveToken)?;
+        let verified = self.config.verifier.verify_introspected(
+            introspection.issuer,
+            &active,
+            self.config.clock.unix_seconds(),
+        )?;
+        if let Some(revocation) = &self.config.revocation {
+            revocation.check(verified.token.registered_claims())?;
+        }
+        self.run_async_checks(verified).await
+    }
+
+    /// With JWT introspection, a verified JWT must also be active at the issuer.
+    async fn confirm_active(&self, token: &str) -> Result<(), AuthError> {
+        match &self.config.introspection {
+            Some(introspection) if introspection.jwts => {
+                let answer = introspection.introspector.introspect(token).await?;
+                answer.active.map(|_| ()).ok_or(AuthError::InactiveToken)
+            }
+            _ => Ok(()),
         }
     }
 

@@ -7,18 +7,20 @@ use std::time::Duration;
 use http::HeaderName;
 use serde::de::DeserializeOwned;
 
-use crate::authenticator::{AsyncValidator, AuthConfig, Authenticator};
+use crate::authenticator::{AsyncValidator, AuthConfig, Authenticator, Introspection};
 use crate::cache::TokenCache;
 use crate::claims::{Claims, VerifiedToken};
 use crate::clock::{Clock, SharedClock};
 use crate::dpop::{DpopConfig, SenderConstraint};
 use crate::error::ConfigError;
+use crate::introspection::Introspector;
 use crate::issuer::{Issuer, RemoteContext, check_issuers_are_distinct};
 use crate::jws::HeaderMemo;
 use crate::keys::{HttpPolicy, RefreshPolicy, default_client};
 use crate::layer::JwtAuthLayer;
 use crate::resource::ProtectedResource;
 use crate::response::DefaultRejection;
+use crate::revocation::RevocationList;
 use crate::token::{TokenExtractor, TokenSource};
 use crate::verify::{ClaimRules, Validator, Verifier};
 
@@ -53,6 +55,7 @@ pub struct JwtAuthBuilder<T> {
     dpop: DpopConfig,
     external_url: Option<String>,
     resource: Option<ProtectedResource>,
+    revocation: Option<RevocationList>,
 }
 
 impl<T> fmt::Debug for JwtAuthBuilder<T> {
@@ -79,6 +82,7 @@ impl<T> fmt::Debug for JwtAuthBuilder<T> {
             .field("dpop", &self.dpop)
             .field("external_url", &self.external_url)
             .field("resource", &self.resource)
+            .field("revocation", &self.revocation)
             .finish()
     }
 }
@@ -107,6 +111,7 @@ impl<T> Default for JwtAuthBuilder<T> {
             dpop: DpopConfig::default(),
             external_url: None,
             resource: None,
+            revocation: None,
         }
     }
 }
@@ -303,6 +308,23 @@ where
         self
     }
 
+    /// Refuses tokens on `list` (`401 invalid_token`, "token revoked"), checked against its local
+    /// copy after the signature and claims, and on verified-token cache hits. A Redis-backed list
+    /// whose copy is stale beyond its maximum staleness answers `503` unless it fails open; see
+    /// [`RevocationList`]. Default: no revocation list.
+    ///
+    /// ```
+    /// use tower_jwt_auth::{JwtAuthLayer, RegisteredClaims, RevocationList};
+    ///
+    /// let revoked = RevocationList::memory();
+    /// let builder = JwtAuthLayer::<RegisteredClaims>::builder().revocation(revoked.clone());
+    /// # let _ = builder;
+    /// ```
+    pub fn revocation(mut self, list: RevocationList) -> Self {
+        self.revocation = Some(list);
+        self
+    }
+
     /// The HTTP client for discovery and JWKS requests, e.g. one with a custom root CA or a
     /// proxy. Default: a built-in rustls client with the [`RefreshPolicy`] timeouts that follows
     /// redirects only to the same origin (scheme, host and port).
@@ -409,7 +431,24 @@ where
             external_url,
             self.max_token_len,
         )?;
-        let has_remote = self.issuers.iter().any(Issuer::has_remote_source);
+        let introspected: Vec<_> = self
+            .issuers
+            .iter()
+            .enumerate()
+            .filter_map(|(index, issuer)| {
+                issuer
+                    .introspection_endpoint()
+                    .map(|(endpoint, jwts)| (index, endpoint.clone(), jwts))
+            })
+            .collect();
+        if introspected.len() > 1 {
+            return Err(ConfigError::InvalidSetting {
+                name: "introspection",
+                reason: "only one issuer of a layer may have an introspection endpoint".to_owned(),
+            });
+        }
+        let has_remote =
+            !introspected.is_empty() || self.issuers.iter().any(Issuer::has_remote_source);
         if has_remote {
             self.refresh_policy.check()?;
             if tokio::runtime::Handle::try_current().is_err() {
@@ -423,6 +462,18 @@ where
                 Some(default_client(&self.refresh_policy).map_err(ConfigError::HttpClient)?)
             }
             (None, false) => None,
+        };
+        let introspection = match (introspected.into_iter().next(), &client) {
+            (Some((issuer, endpoint, jwts)), Some(client)) => {
+                let url = crate::keys::checked_url(&endpoint.url, self.http_policy)
+                    .map_err(|error| ConfigError::UrlNotAllowed(error.to_string()))?;
+                Some(Introspection {
+                    issuer,
+                    introspector: Introspector::new(url, endpoint.credentials, client.clone()),
+                    jwts,
+                })
+            }
+            _ => None,
         };
         let remote = RemoteContext {
             client,
@@ -466,6 +517,8 @@ where
             cors_preflight: self.cors_preflight,
             resource: None,
             sender,
+            revocation: self.revocation,
+            introspection,
         };
         let mut config = config;
         if let Some(resource) = self.resource {

@@ -60,7 +60,8 @@ pub struct VerifiedToken(Arc<TokenDetails>);
 
 #[derive(Debug)]
 struct TokenDetails {
-    algorithm: Algorithm,
+    /// `None` for an opaque token, vouched for by introspection rather than a signature.
+    algorithm: Option<Algorithm>,
     key_id: Option<Arc<str>>,
     token_type: Option<Arc<str>>,
     registered: RegisteredClaims,
@@ -80,7 +81,7 @@ impl VerifiedToken {
         confirmation: Confirmation,
     ) -> Self {
         Self(Arc::new(TokenDetails {
-            algorithm,
+            algorithm: Some(algorithm),
             key_id,
             token_type,
             registered,
@@ -106,6 +107,24 @@ impl VerifiedToken {
     /// ```
     pub fn confirmation(&self) -> &Confirmation {
         &self.0.confirmation
+    }
+
+    /// An opaque token that the issuer's introspection endpoint (RFC 7662) reported active, with
+    /// the claims of its answer.
+    pub(crate) fn introspected(
+        registered: RegisteredClaims,
+        scopes: Box<[Box<str>]>,
+        payload: Box<str>,
+    ) -> Self {
+        Self(Arc::new(TokenDetails {
+            algorithm: None,
+            key_id: None,
+            token_type: None,
+            registered,
+            scopes,
+            payload,
+            confirmation: Confirmation::default(),
+        }))
     }
 
     /// The token's scopes: the space-separated `scope` claim (RFC 8693 §4.2, RFC 9068), or else
@@ -143,9 +162,18 @@ impl VerifiedToken {
         }
     }
 
-    /// The algorithm the signature was checked with.
-    pub fn algorithm(&self) -> Algorithm {
+    /// The algorithm the signature was checked with; `None` for an opaque token accepted through
+    /// introspection ([`Issuer::introspection`](crate::Issuer::introspection)), whose
+    /// [`payload_json`](Self::payload_json) is then the introspection answer.
+    pub fn algorithm(&self) -> Option<Algorithm> {
         self.0.algorithm
+    }
+
+    /// Whether the token was accepted through introspection (RFC 7662) rather than by checking a
+    /// signature: an opaque token, or a JWT of an issuer that
+    /// [introspects JWTs too](crate::Issuer::introspect_jwts) (then also signature-checked).
+    pub fn is_introspected(&self) -> bool {
+        self.0.algorithm.is_none()
     }
 
     /// The header's `kid`, if any.

@@ -102,6 +102,28 @@ pub enum AuthError {
     /// [`JwtAuthLayer`](crate::JwtAuthLayer) ran before it. A server bug, answered with `500`.
     #[error("authorization without a JwtAuthLayer before it")]
     AuthorizationWithoutAuthentication,
+    /// The token is on the layer's [`RevocationList`](crate::RevocationList): by its `jti`, or
+    /// by its `sub` with an `iat` before the subject's revocation.
+    #[error("token revoked")]
+    Revoked,
+    /// The layer's Redis-backed [`RevocationList`](crate::RevocationList) could not be confirmed
+    /// current for longer than its maximum staleness, and it fails closed. The token may be fine.
+    #[error("revocation list unavailable")]
+    RevocationUnavailable {
+        /// When a client may retry.
+        retry_after: Duration,
+    },
+    /// The issuer's introspection endpoint (RFC 7662) reported the token not active: unknown,
+    /// expired or revoked at the issuer.
+    #[error("token not active")]
+    InactiveToken,
+    /// The issuer's introspection endpoint could not be reached, refused the client's credentials
+    /// or gave no usable answer. The token may be fine.
+    #[error("token introspection unavailable")]
+    IntrospectionUnavailable {
+        /// When a client may retry.
+        retry_after: Duration,
+    },
     /// No usable key set exists for the issuer (keys not loaded yet, or stale past the allowed
     /// maximum). The token may be fine; the server can't tell.
     #[error("signing keys unavailable")]
@@ -133,7 +155,11 @@ impl AuthError {
     /// The HTTP status RFC 6750 §3 gives this error: `400`, `401`, `403` or `503`.
     pub fn status(&self) -> StatusCode {
         match self {
-            Self::KeysUnavailable { .. } => return StatusCode::SERVICE_UNAVAILABLE,
+            Self::KeysUnavailable { .. }
+            | Self::RevocationUnavailable { .. }
+            | Self::IntrospectionUnavailable { .. } => {
+                return StatusCode::SERVICE_UNAVAILABLE;
+            }
             Self::AuthorizationWithoutAuthentication => {
                 return StatusCode::INTERNAL_SERVER_ERROR;
             }
@@ -155,6 +181,8 @@ impl AuthError {
         match self {
             Self::MissingToken
             | Self::KeysUnavailable { .. }
+            | Self::RevocationUnavailable { .. }
+            | Self::IntrospectionUnavailable { .. }
             | Self::AuthorizationWithoutAuthentication => None,
             Self::MalformedAuthorizationHeader | Self::MultipleTokens => {
                 Some(ErrorCode::InvalidRequest)
@@ -175,6 +203,17 @@ impl AuthError {
             Self::InvalidClaim(name) => Cow::Owned(format!("invalid claim {name}")),
             Self::ClaimsRejected(reason) => reason.clone(),
             other => Cow::Owned(other.to_string()),
+        }
+    }
+
+    /// When a client may retry, for the `503` answers (`Retry-After`): unusable keys, an
+    /// unavailable revocation list or introspection endpoint.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Self::KeysUnavailable { retry_after }
+            | Self::RevocationUnavailable { retry_after }
+            | Self::IntrospectionUnavailable { retry_after } => Some(*retry_after),
+            _ => None,
         }
     }
 
@@ -207,6 +246,10 @@ impl AuthError {
             Self::ClaimsRejected(_) => "claims_rejected",
             Self::InsufficientScope { .. } => "insufficient_scope",
             Self::KeysUnavailable { .. } => "keys_unavailable",
+            Self::Revoked => "revoked",
+            Self::RevocationUnavailable { .. } => "revocation_unavailable",
+            Self::InactiveToken => "inactive_token",
+            Self::IntrospectionUnavailable { .. } => "introspection_unavailable",
             Self::AuthorizationWithoutAuthentication => "authorization_without_authentication",
             Self::InvalidDpopProof(_) => "invalid_dpop_proof",
             Self::UseDpopNonce { .. } => "use_dpop_nonce",

@@ -110,9 +110,28 @@ pub mod deployment {
     //!
     //! ## Revocation
     //! Verification is local: a token stays valid until its `exp` even if the issuer revokes the
-    //! session. Keep access tokens short-lived (minutes). To honour a deny list before `exp`, check
-    //! it in a [`validate`](crate::JwtAuthBuilder::validate) closure: validators run on every
-    //! request, cache hits included.
+    //! session. Keep access tokens short-lived (minutes). To refuse tokens before `exp`, give the
+    //! layer a [`RevocationList`](crate::RevocationList)
+    //! ([`JwtAuthBuilder::revocation`](crate::JwtAuthBuilder::revocation)): by `jti`, or by `sub`
+    //! for every token issued before a time. It is checked against a local copy after the
+    //! signature and on cache hits (no I/O per request). With the `redis` feature every replica
+    //! keeps a full copy, kept current through Redis pub/sub and resynchronised after a reconnect
+    //! or a missed message; when Redis stays unreachable past the maximum staleness, requests get
+    //! `503` (or pass, checked against the last copy, with
+    //! [`fail_open`](crate::RevocationListBuilder::fail_open)). A revoked token is
+    //! `401 invalid_token` with the cause `revoked`; a stale list is `503` with the cause
+    //! `revocation_unavailable`.
+    //!
+    //! For opaque tokens, or to honour a revocation at the issuer at once, give the issuer its
+    //! introspection endpoint ([`Issuer::introspection`](crate::Issuer::introspection), RFC 7662;
+    //! [`introspect_jwts`](crate::Issuer::introspect_jwts) for JWTs too): answers are cached until
+    //! `exp` (five minutes at most, inactive ones ten seconds) and concurrent introspections of a
+    //! token share one call; an endpoint that fails gives `503` with `Retry-After`.
+    //!
+    //! ## Restarts during an issuer outage
+    //! With [`RefreshPolicy::snapshot_dir`](crate::RefreshPolicy::snapshot_dir) each replica keeps
+    //! its issuers' last good JWKS on disk, so that a replica restarted while the issuer is down
+    //! starts from it (within `max_staleness`) instead of failing to start.
     //!
     //! ## Observability
     //! Each rejection is logged once at `debug` with its cause (never the token); each request

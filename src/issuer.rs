@@ -7,6 +7,7 @@ use std::sync::Arc;
 use crate::algorithm::{Algorithm, AlgorithmSet};
 use crate::dpop::DpopPolicy;
 use crate::error::ConfigError;
+use crate::introspection::{ClientCredentials, IntrospectionEndpoint};
 use crate::keys::{
     HttpPolicy, KeySet, KeySource, KeyStore, RefreshPolicy, RemoteKeys, RemoteSetup, RemoteSource,
     SourceKind, checked_url,
@@ -33,6 +34,8 @@ pub struct Issuer {
     algorithms: Option<Vec<Algorithm>>,
     keys: Vec<KeySource>,
     dpop: DpopPolicy,
+    introspection: Option<IntrospectionEndpoint>,
+    introspect_jwts: bool,
 }
 
 impl Issuer {
@@ -69,6 +72,8 @@ impl Issuer {
             algorithms: None,
             keys: Vec::new(),
             dpop: DpopPolicy::Disabled,
+            introspection: None,
+            introspect_jwts: false,
         }
     }
 
@@ -112,6 +117,57 @@ impl Issuer {
         }
     }
 
+    /// Sends tokens that are not a compact JWS (opaque tokens) to this introspection endpoint
+    /// (RFC 7662), authenticated with `credentials`. An active token passes with the claims of
+    /// the answer, checked like a JWT's (`iss` when present, `exp`, `nbf`, `iat`, `aud`, required
+    /// claims, validators; `exp` is required unless
+    /// [`allow_missing_exp`](crate::JwtAuthBuilder::allow_missing_exp)); handlers get the same [`Claims`](crate::Claims) and
+    /// [`VerifiedToken`](crate::VerifiedToken). An inactive one is `401 invalid_token` ("token not
+    /// active"); an endpoint that can't answer gives `503` with `Retry-After`.
+    ///
+    /// Answers are cached until the token's `exp`, for at most five minutes
+    /// ([`INTROSPECTION_MAX_TTL`](crate::INTROSPECTION_MAX_TTL)), inactive ones for ten seconds
+    /// ([`INTROSPECTION_NEGATIVE_TTL`](crate::INTROSPECTION_NEGATIVE_TTL)); concurrent requests with the same
+    /// token share one call. An issuer with an introspection endpoint needs no key source when
+    /// all its tokens are opaque; at most one issuer of a layer may have one. The URL must be
+    /// `https` (plain `http` only to loopback, or with
+    /// [`allow_insecure_http`](crate::JwtAuthBuilder::allow_insecure_http)). Default: none.
+    ///
+    /// ```
+    /// use tower_jwt_auth::{ClientCredentials, Issuer};
+    ///
+    /// let issuer = Issuer::new("https://auth.example.com/")
+    ///     .audience("orders-api")
+    ///     .introspection(
+    ///         "https://auth.example.com/oauth2/introspect",
+    ///         ClientCredentials::post("orders-api", "s3cr3t"),
+    ///     );
+    /// # let _ = issuer;
+    /// ```
+    pub fn introspection(mut self, url: impl Into<String>, credentials: ClientCredentials) -> Self {
+        self.introspection = Some(IntrospectionEndpoint {
+            url: url.into(),
+            credentials,
+        });
+        self
+    }
+
+    /// Introspects this issuer's JWTs too, after their signature and claims passed: a token
+    /// revoked at the issuer is refused as soon as the issuer says so (within the cache's time),
+    /// at the cost of a call per token. Needs [`introspection`](Self::introspection).
+    /// Default: only opaque tokens are introspected.
+    pub fn introspect_jwts(mut self) -> Self {
+        self.introspect_jwts = true;
+        self
+    }
+
+    /// The introspection endpoint and whether JWTs are introspected too.
+    pub(crate) fn introspection_endpoint(&self) -> Option<(&IntrospectionEndpoint, bool)> {
+        self.introspection
+            .as_ref()
+            .map(|endpoint| (endpoint, self.introspect_jwts))
+    }
+
     /// Whether one of its key sources is fetched over the network.
     pub(crate) fn has_remote_source(&self) -> bool {
         self.keys.iter().any(KeySource::is_remote)
@@ -132,7 +188,8 @@ impl Issuer {
                 self.name()
             )));
         }
-        if self.keys.is_empty() {
+        // An issuer whose tokens are all opaque needs only its introspection endpoint.
+        if self.keys.is_empty() && self.introspection.is_none() {
             return Err(ConfigError::NoKeys(self.name().to_owned()));
         }
         if let Some(shared) = self.keys.iter().find_map(|source| match source.kind() {

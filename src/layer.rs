@@ -148,6 +148,12 @@ where
         self.authenticator.resource()
     }
 
+    /// The layer's [`RevocationList`](crate::RevocationList), if it has one: for health checks
+    /// ([`RevocationList::status`](crate::RevocationList::status)) or to revoke through it.
+    pub fn revocation(&self) -> Option<&crate::RevocationList> {
+        self.authenticator.revocation()
+    }
+
     /// The state of each issuer's keys, in the order the issuers were configured: how many keys,
     /// how old, whether stale or unusable. For health checks: a service whose key sets are all
     /// `usable` can verify tokens.

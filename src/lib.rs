@@ -54,9 +54,19 @@
 //!   limited by a cooldown, so the first token under a rotated key is accepted;
 //! - when the issuer is down, the last good set keeps serving up to a maximum staleness, and only
 //!   when no usable set exists do requests get `503` with `Retry-After`;
+//! - with [`RefreshPolicy::snapshot_dir`], the last good set survives a restart during an outage;
 //! - [`JwtAuthLayer::key_sets`] reports each set's age, size and health.
 //!
 //! A request whose key is known takes no lock and does no I/O: it reads a snapshot.
+//!
+//! # Beyond stateless tokens
+//!
+//! - A [`RevocationList`] refuses tokens before their `exp`, by `jti` or by subject, checked
+//!   against a local copy; with the `redis` feature it is shared by every replica
+//!   ([`JwtAuthBuilder::revocation`]).
+//! - [`Issuer::introspection`] checks opaque tokens (and, optionally, JWTs) at the issuer's
+//!   RFC 7662 endpoint, cached and coalesced; handlers get the same [`Claims`] and
+//!   [`VerifiedToken`].
 //!
 //! Rejections follow RFC 6750 §3 ([`DefaultRejection`]) or any mapping you give
 //! ([`RejectionResponse`]); each cause is an [`AuthError`] variant.
@@ -88,6 +98,7 @@
 //! - `axum` (default): the [`Claims`], [`VerifiedToken`] and [`RequireScopes`] extractors.
 //! - `metrics`: counters and gauges through the [`metrics`](https://docs.rs/metrics) facade
 //!   (listed in the [deployment guide](guide::deployment#observability)).
+//! - `redis`: a [`RevocationList`] shared by every replica through Redis.
 //! - `test-util`: a `TestIssuer` for your own tests (discovery, JWKS, token minting, rotation,
 //!   outages on loopback).
 #![cfg_attr(docsrs, feature(doc_cfg))]
@@ -115,6 +126,7 @@ mod error;
 mod extract;
 mod future;
 pub mod guide;
+mod introspection;
 mod issuer;
 mod json;
 mod jws;
@@ -122,6 +134,7 @@ mod keys;
 mod layer;
 mod resource;
 mod response;
+mod revocation;
 mod service;
 mod signature;
 mod telemetry;
@@ -146,6 +159,7 @@ pub use error::{AuthError, ConfigError, ErrorCode};
 #[cfg(feature = "axum")]
 pub use extract::{ClaimsRejection, ClaimsRejectionKind, RequireScopes, ScopeRequirement};
 pub use future::ResponseFuture;
+pub use introspection::{ClientCredentials, INTROSPECTION_MAX_TTL, INTROSPECTION_NEGATIVE_TTL};
 pub use issuer::Issuer;
 pub use keys::{
     FetchCounts, FetchError, KeySetStatus, KeySource, RefreshPolicy, SharedKeys, SharedKeysBuilder,
@@ -154,6 +168,10 @@ pub use keys::{
 pub use layer::JwtAuthLayer;
 pub use resource::{ProtectedResource, ProtectedResourceService, WELL_KNOWN_PREFIX};
 pub use response::{DefaultRejection, RejectionResponse, www_authenticate};
+pub use revocation::{
+    DEFAULT_MAX_REVOCATIONS, FailureMode, RevocationError, RevocationList, RevocationListBuilder,
+    RevocationStatus,
+};
 pub use service::JwtAuth;
 pub use signature::{SignatureVerifier, VerifiedJws};
 pub use token::TokenSource;

@@ -88,7 +88,7 @@ impl<B: Default> RejectionResponse<B> for DefaultRejection {
         *response.status_mut() = error.status();
         let headers = response.headers_mut();
         // A server fault is not a challenge.
-        if !error.status().is_server_error() || matches!(error, AuthError::KeysUnavailable { .. }) {
+        if !error.status().is_server_error() || error.retry_after().is_some() {
             let metadata = self.resource_metadata.as_deref();
             let extra: &[(&str, &str)] = match &metadata {
                 Some(url) => &[("resource_metadata", url)],
@@ -112,7 +112,7 @@ impl<B: Default> RejectionResponse<B> for DefaultRejection {
         {
             headers.insert(http::HeaderName::from_static("dpop-nonce"), value);
         }
-        if let AuthError::KeysUnavailable { retry_after } = error {
+        if let Some(retry_after) = error.retry_after() {
             headers.insert(RETRY_AFTER, HeaderValue::from(retry_after.as_secs().max(1)));
         }
         response

@@ -63,6 +63,10 @@ impl<T> std::fmt::Debug for Verifier<T> {
     }
 }
 
+/// The registered claims, the scopes and the typed claims of a token that passed the claim
+/// checks.
+type CheckedClaims<T> = (RegisteredClaims, Box<[Box<str>]>, T);
+
 /// Which issuer (by index) and which key verified a token.
 struct Signer {
     issuer: usize,
@@ -198,26 +202,8 @@ impl<T: DeserializeOwned + Send + Sync + 'static> Verifier<T> {
         };
         self.headers.remember(&jws);
 
-        let registered = registered_claims(&object)?;
-        let scopes = scopes(&object)?;
+        let (registered, scopes, claims) = self.check_claims(issuer, &object, now)?;
         let confirmation = crate::dpop::Confirmation::from_claims(&object)?;
-        self.check_times(&registered, now)?;
-        check_audience(issuer, &registered)?;
-        if let Some(missing) = self
-            .rules
-            .required_claims
-            .iter()
-            .find(|name| !object.has(name))
-        {
-            return Err(AuthError::MissingClaim(Cow::Owned(missing.to_string())).into());
-        }
-
-        let claims: T = object.deserialize().map_err(|err| {
-            tracing::debug!(error = %err, "token claims do not match the claims type");
-            AuthError::InvalidClaim(Cow::Borrowed("claims"))
-        })?;
-        self.run_validators(&claims)?;
-
         let verified = Verified {
             claims: Claims(Arc::new(claims)),
             token: VerifiedToken::with_payload(
@@ -237,6 +223,62 @@ impl<T: DeserializeOwned + Send + Sync + 'static> Verifier<T> {
                 key: signer,
             },
         ))
+    }
+
+    /// The claim checks of a token whose issuer is known and trusted (by its signature, or by
+    /// its introspection answer): times, audience, required claims, the claims type and the
+    /// validators.
+    fn check_claims(
+        &self,
+        issuer: &IssuerPolicy,
+        object: &JsonObject<'_>,
+        now: i64,
+    ) -> Result<CheckedClaims<T>, AuthError> {
+        let registered = registered_claims(object)?;
+        let scopes = scopes(object)?;
+        self.check_times(&registered, now)?;
+        check_audience(issuer, &registered)?;
+        if let Some(missing) = self
+            .rules
+            .required_claims
+            .iter()
+            .find(|name| !object.has(name))
+        {
+            return Err(AuthError::MissingClaim(Cow::Owned(missing.to_string())));
+        }
+        let claims: T = object.deserialize().map_err(|err| {
+            tracing::debug!(error = %err, "token claims do not match the claims type");
+            AuthError::InvalidClaim(Cow::Borrowed("claims"))
+        })?;
+        self.run_validators(&claims)?;
+        Ok((registered, scopes, claims))
+    }
+
+    /// Checks the answer of the introspection endpoint of the issuer at index `issuer` for an
+    /// active token (RFC 7662 §2.2) like a token's claims: `iss` (when the answer has one),
+    /// `exp`, `nbf`, `iat`, `aud`, the required claims and the validators.
+    pub(crate) fn verify_introspected(
+        &self,
+        issuer: usize,
+        answer: &str,
+        now: i64,
+    ) -> Result<Verified<T>, AuthError> {
+        let policy = &self.issuers[issuer];
+        let object = JsonObject::parse(answer)
+            .map_err(|_| AuthError::MalformedToken("introspection answer is not a JSON object"))?;
+        let iss = object
+            .get_str("iss")
+            .map_err(|()| AuthError::InvalidClaim(Cow::Borrowed("iss")))?;
+        if let (Some(expected), Some(iss)) = (&policy.iss, iss)
+            && **expected != *iss
+        {
+            return Err(AuthError::IssuerNotAllowed);
+        }
+        let (registered, scopes, claims) = self.check_claims(policy, &object, now)?;
+        Ok(Verified {
+            claims: Claims(Arc::new(claims)),
+            token: VerifiedToken::introspected(registered, scopes, answer.into()),
+        })
     }
 
     fn issuer_for(&self, iss: Option<&str>) -> Result<(usize, &IssuerPolicy), AuthError> {

@@ -55,7 +55,8 @@ fn echo(
             let alg = request
                 .extensions()
                 .get::<VerifiedToken>()
-                .map_or("-", |token| token.algorithm().as_str());
+                .and_then(VerifiedToken::algorithm)
+                .map_or("-", |algorithm| algorithm.as_str());
             Ok(Response::new(format!("{sub} {alg} {}", request.body())))
         }
     })

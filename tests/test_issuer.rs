@@ -29,10 +29,12 @@ async fn call(layer: &JwtAuthLayer<Value>, token: &str) -> Reply {
             get(
                 |Claims(claims): Claims<Value>, token: VerifiedToken| async move {
                     format!(
-                        "{} {} {:?}",
+                        "{} {} {}",
                         claims["sub"].as_str().unwrap_or("-"),
                         token.key_id().unwrap_or("-"),
-                        token.algorithm()
+                        token
+                            .algorithm()
+                            .map_or_else(|| "-".to_owned(), |alg| format!("{alg:?}"))
                     )
                 },
             ),

@@ -58,6 +58,8 @@ pub enum StartError {
     },
     #[error("{0}")]
     Tls(#[from] TlsError),
+    #[error("cannot load the revocation list (--redis-url): {0}")]
+    Revocation(#[from] tower_jwt_auth::RevocationError),
 }
 
 impl From<tower_jwt_auth::ConfigError> for StartError {
@@ -354,8 +356,19 @@ async fn build_layer(
 ) -> Result<JwtAuthLayer<Value>, StartError> {
     let auth = &config.auth;
     let mut builder = JwtAuthLayer::<Value>::builder();
-    for issuer in issuers {
-        builder = builder.issuer(issuer.to_issuer().dpop(auth.sender.dpop));
+    for (index, issuer) in issuers.iter().enumerate() {
+        let mut issuer = issuer.to_issuer().dpop(auth.sender.dpop);
+        // The top-level issuer, always the first, is the one the introspection flags name.
+        if let (0, Some(introspection)) = (index, &auth.introspection) {
+            issuer = issuer.introspection(
+                introspection.url.clone(),
+                tower_jwt_auth::ClientCredentials::basic(
+                    introspection.client_id.clone(),
+                    introspection.client_secret.clone(),
+                ),
+            );
+        }
+        builder = builder.issuer(issuer);
     }
     builder = auth.sender.apply(builder);
     if let Some(typ) = &auth.require_typ {
@@ -378,6 +391,17 @@ async fn build_layer(
     }
     if let Some(bytes) = auth.token_cache_bytes {
         builder = builder.token_cache_bytes(bytes);
+    }
+    if let Some(dir) = &auth.key_snapshot_dir {
+        builder = builder
+            .refresh_policy(tower_jwt_auth::RefreshPolicy::default().snapshot_dir(dir.clone()));
+    }
+    if let Some(revocation) = &auth.revocation {
+        let mut list = tower_jwt_auth::RevocationList::builder();
+        if revocation.fail_open {
+            list = list.fail_open();
+        }
+        builder = builder.revocation(list.redis(&revocation.redis_url).await?);
     }
     Ok(builder.build().await?)
 }

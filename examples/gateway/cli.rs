@@ -26,7 +26,8 @@ use super::*;
         gateway --upstream http://127.0.0.1:9000 --issuer https://auth.example.com/ --audience my-api\n  \
         gateway --forward-auth --issuer https://auth.example.com/ --audience my-api\n  \
         gateway --config gateway.toml --listen 0.0.0.0:8080\n  \
-        gateway inspect eyJhbGciOi... --issuer https://auth.example.com/ --audience my-api",
+        gateway inspect eyJhbGciOi... --issuer https://auth.example.com/ --audience my-api\n  \
+        gateway revoke --redis-url redis://127.0.0.1:6379 --jti 9f1c... --exp 1767225600",
     args_conflicts_with_subcommands = true
 )]
 pub struct Cli {
@@ -175,6 +176,41 @@ pub struct Cli {
     #[arg(long, env = "GATEWAY_SHUTDOWN_TIMEOUT", value_name = "DURATION")]
     pub shutdown_timeout: Option<String>,
 
+    /// Introspection endpoint (RFC 7662) of the --issuer: opaque (non-JWT) tokens are checked
+    /// there, with --introspection-client-id/-secret by client_secret_basic [default: none]
+    #[arg(long, env = "GATEWAY_INTROSPECTION_URL", value_name = "URL")]
+    pub introspection_url: Option<String>,
+
+    /// Client id the gateway authenticates to the introspection endpoint with
+    #[arg(long, env = "GATEWAY_INTROSPECTION_CLIENT_ID", value_name = "ID")]
+    pub introspection_client_id: Option<String>,
+
+    /// Client secret for the introspection endpoint (prefer the environment variable: a flag
+    /// shows in the process list)
+    #[arg(
+        long,
+        env = "GATEWAY_INTROSPECTION_CLIENT_SECRET",
+        value_name = "SECRET",
+        hide_env_values = true
+    )]
+    pub introspection_client_secret: Option<String>,
+
+    /// Directory keeping each issuer's last good JWKS, so that a restart while an issuer is
+    /// unreachable starts from it (within 24h of its fetch) [default: none]
+    #[arg(long, env = "GATEWAY_KEY_SNAPSHOT_DIR", value_name = "DIR")]
+    pub key_snapshot_dir: Option<PathBuf>,
+
+    /// Redis holding the revocation list shared by every gateway (`gateway revoke` writes to it):
+    /// loaded at start, kept current through pub/sub; revoked tokens get 401 [default: none]
+    #[arg(long, env = "GATEWAY_REDIS_URL", value_name = "URL")]
+    pub redis_url: Option<String>,
+
+    /// When the revocation list can't be confirmed current (Redis unreachable for 30s), let
+    /// tokens through, checked against the last copy, instead of answering 503
+    #[arg(long, env = "GATEWAY_REVOCATION_FAIL_OPEN", value_name = "BOOL", num_args = 0..=1,
+        require_equals = true, default_missing_value = "true", value_parser = BoolishValueParser::new())]
+    pub revocation_fail_open: Option<bool>,
+
     /// Log format: `text` or `json` (filter with RUST_LOG) [default: text]
     #[arg(long, env = "GATEWAY_LOG_FORMAT", value_name = "FORMAT")]
     pub log_format: Option<String>,
@@ -225,6 +261,9 @@ pub enum Command {
     /// Decode a token and show its header and claims, and verify it when an issuer or JWKS URL
     /// is given (exit code 0 valid or decoded, 1 invalid, 2 usage error)
     Inspect(crate::inspect::InspectArgs),
+    /// Revoke a token (by `jti`, until its `exp`) or every token of a subject issued before a
+    /// time, in the Redis the gateways share (--redis-url); exit code 0 once recorded
+    Revoke(crate::revoke::RevokeArgs),
 }
 
 /// The parsed command line, and which of its values came from the environment.

@@ -40,6 +40,12 @@ pub struct FileConfig {
     pub(super) external_url: Option<String>,
     pub(super) resource: Option<String>,
     pub(super) client_cert_header: Option<String>,
+    pub(super) redis_url: Option<String>,
+    pub(super) key_snapshot_dir: Option<PathBuf>,
+    pub(super) introspection_url: Option<String>,
+    pub(super) introspection_client_id: Option<String>,
+    pub(super) introspection_client_secret: Option<String>,
+    pub(super) revocation_fail_open: Option<bool>,
     /// Further issuers, besides the one of the top-level `issuer`/`jwks_url`.
     pub(super) issuers: Option<Vec<FileIssuer>>,
 }

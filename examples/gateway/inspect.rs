@@ -253,7 +253,10 @@ async fn verify(args: &InspectArgs, token: &str) -> Option<Result<Vec<String>, S
             if let Some(kid) = verified.key_id() {
                 notes.insert(
                     0,
-                    format!("signed by key `{kid}` ({})", verified.algorithm()),
+                    format!(
+                        "signed by key `{kid}` ({})",
+                        verified.algorithm().map_or("-", |alg| alg.as_str())
+                    ),
                 );
             }
             Ok(notes)

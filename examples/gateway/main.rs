@@ -4,6 +4,7 @@
 //! cargo run --release --example gateway            # demo mode: prints a token and curl commands
 //! cargo run --release --example gateway -- --help  # every setting
 //! cargo run --release --example gateway -- inspect TOKEN --issuer URL  # decode and verify
+//! cargo run --release --example gateway -- revoke --redis-url URL --jti ID --exp UNIX_SECONDS
 //! ```
 //!
 //! See the README's "Gateway" section for the config file.
@@ -17,6 +18,7 @@ mod health;
 mod inspect;
 mod metrics;
 mod proxy;
+mod revoke;
 mod routes;
 mod sender;
 #[cfg(test)]
@@ -34,8 +36,10 @@ use crate::config::{Args, Command, LogFormat};
 
 fn main() -> ExitCode {
     let mut args = Args::parse();
-    if let Some(Command::Inspect(inspect)) = args.cli.command.take() {
-        return inspect::main(inspect);
+    match args.cli.command.take() {
+        Some(Command::Inspect(inspect)) => return inspect::main(inspect),
+        Some(Command::Revoke(revoke)) => return revoke::main(revoke),
+        None => {}
     }
     let config = match config::load(&args) {
         Ok(config) => config,

@@ -489,3 +489,9 @@ mod inspect;
 
 #[path = "tests_sender.rs"]
 mod sender;
+
+#[path = "tests_revocation.rs"]
+mod revocation;
+
+#[path = "tests_introspection.rs"]
+mod introspection;

@@ -61,7 +61,8 @@ fn grpc_rejection(error: &AuthError) -> http::Response<tonic::body::Body> {
     let message = error.description();
     let status = match error {
         AuthError::InsufficientScope { .. } => Status::permission_denied(message),
-        AuthError::KeysUnavailable { .. } => Status::unavailable(message),
+        // Keys, the revocation list or the introspection endpoint unavailable: retry later.
+        _ if error.retry_after().is_some() => Status::unavailable(message),
         AuthError::AuthorizationWithoutAuthentication => Status::internal(message),
         _ => Status::unauthenticated(message),
     };

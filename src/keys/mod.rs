@@ -8,6 +8,7 @@ mod prepared;
 mod refresh;
 mod remote;
 mod shared;
+mod snapshot;
 mod source;
 mod status;
 mod unknown_kid;

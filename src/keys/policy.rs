@@ -29,6 +29,7 @@ pub struct RefreshPolicy {
     pub(crate) connect_timeout: Duration,
     pub(crate) fetch_timeout: Duration,
     pub(crate) max_response_size: usize,
+    pub(crate) snapshot_dir: Option<std::path::PathBuf>,
 }
 
 impl Default for RefreshPolicy {
@@ -44,11 +45,31 @@ impl Default for RefreshPolicy {
             connect_timeout: Duration::from_secs(5),
             fetch_timeout: Duration::from_secs(10),
             max_response_size: 1024 * 1024,
+            snapshot_dir: None,
         }
     }
 }
 
 impl RefreshPolicy {
+    /// Keeps the last good JWKS of each fetched key set in `dir` (created if missing), written
+    /// atomically (a temporary file, then a rename) after each fetch that brings a new document
+    /// or confirms it (`304 Not Modified`).
+    /// When the issuer can't be reached as the layer starts, the snapshot is used instead if it
+    /// was fetched within [`max_staleness`](Self::max_staleness); a corrupt snapshot, or one of
+    /// another key set, is ignored with a warning. The files hold public keys only. Default: no
+    /// snapshots.
+    ///
+    /// ```
+    /// use tower_jwt_auth::RefreshPolicy;
+    ///
+    /// let policy = RefreshPolicy::default().snapshot_dir("/var/lib/orders/jwks");
+    /// # let _ = policy;
+    /// ```
+    pub fn snapshot_dir(mut self, dir: impl Into<std::path::PathBuf>) -> Self {
+        self.snapshot_dir = Some(dir.into());
+        self
+    }
+
     /// The shortest refresh interval, whatever `Cache-Control` says. Default: 1 minute.
     pub fn min_interval(mut self, interval: Duration) -> Self {
         self.min_interval = interval;

@@ -17,6 +17,7 @@ use super::jwk::{JwkOrigin, SkippedKey, parse_jwks};
 use super::policy::{RefreshPolicy, scaled};
 use super::prepared::PreparedKey;
 use super::remote::{FetchError, Fetched, HttpPolicy, fetch};
+use super::snapshot::SnapshotFile;
 use super::status::{FetchCounts, KeySetStatus};
 use super::unknown_kid::UnknownKidGate;
 use crate::algorithm::AlgorithmSet;
@@ -72,6 +73,8 @@ pub(crate) struct RemoteKeys {
     state: Mutex<Progress>,
     generation: watch::Sender<u64>,
     task: Mutex<Option<AbortHandle>>,
+    /// Where the last good JWKS is kept, with `RefreshPolicy::snapshot_dir`.
+    snapshot: Option<SnapshotFile>,
     /// Makes the next fetch panic, to test that a panicking fetch leaves nothing stuck.
     #[cfg(test)]
     panic_in_next_fetch: std::sync::atomic::AtomicBool,
@@ -121,6 +124,13 @@ impl RemoteKeys {
             RemoteSource::Discovery { .. } => None,
         };
         let now = Instant::now();
+        let snapshot = setup.policy.snapshot_dir.as_deref().map(|dir| {
+            let source = match &setup.source {
+                RemoteSource::JwksUrl(url) => url.as_str(),
+                RemoteSource::Discovery { .. } => "discovery",
+            };
+            SnapshotFile::new(dir, setup.issuer.as_deref().unwrap_or(""), source)
+        });
         let remote = Arc::new(Self {
             issuer: setup.issuer,
             source: setup.source,
@@ -144,6 +154,7 @@ impl RemoteKeys {
             }),
             generation,
             task: Mutex::new(None),
+            snapshot,
             #[cfg(test)]
             panic_in_next_fetch: std::sync::atomic::AtomicBool::new(false),
         });
@@ -151,9 +162,15 @@ impl RemoteKeys {
             // The state's lock is released before the fetch (a `let`, not an `if let`, ends
             // the guard's life at the semicolon).
             let turn = remote.take_turn(&mut lock(&remote.state));
-            if let Some(turn) = turn {
-                remote.fetch_and_apply(turn).await?;
+            if let Some(turn) = turn
+                && let Err(error) = remote.fetch_and_apply(turn).await
+                && !remote.apply_snapshot()
+            {
+                return Err(error);
             }
+        } else {
+            // Requests can be served from the snapshot until the first fetch brings keys.
+            remote.apply_snapshot();
         }
         // Without waiting, the refresh task makes the first fetch at once.
         let task = tokio::spawn(refresh_loop(Arc::downgrade(&remote)));
@@ -360,6 +377,7 @@ impl RemoteKeys {
                 let interval = self.policy.interval(max_age);
                 let renewed = self.current.load().renewed(self.expiry(interval));
                 self.current.store(Arc::new(renewed));
+                self.save_snapshot(None);
                 Ok((interval, true))
             }
             Ok(Fetched::Document {
@@ -388,6 +406,7 @@ impl RemoteKeys {
                 self.current
                     .store(Arc::new(KeySet::expiring(keys, self.expiry(interval))));
                 lock(&self.state).etag = etag;
+                self.save_snapshot(Some(&body));
                 tracing::info!(
                     issuer = self.issuer_label(),
                     result = "ok",
@@ -404,6 +423,61 @@ impl RemoteKeys {
                 Err(err)
             }
         }
+    }
+
+    /// Puts the snapshot's keys in place, if there is a usable snapshot; they are trusted until
+    /// the maximum staleness after the snapshot's fetch.
+    fn apply_snapshot(&self) -> bool {
+        let Some(file) = &self.snapshot else {
+            return false;
+        };
+        let Some((jwks, age)) = file.load(self.policy.max_staleness) else {
+            return false;
+        };
+        let parsed = match parse_jwks(&jwks, JwkOrigin::Fetched, self.allowed) {
+            Ok(parsed) if !parsed.keys.is_empty() => parsed,
+            _ => {
+                tracing::warn!(
+                    issuer = self.issuer_label(),
+                    "key snapshot has no usable key; ignored"
+                );
+                return false;
+            }
+        };
+        let mut keys = self.configured.clone();
+        keys.extend(parsed.keys.into_iter().map(Arc::new));
+        let now = Instant::now();
+        let left = self.policy.max_staleness.saturating_sub(age);
+        self.current.store(Arc::new(KeySet::expiring(
+            keys,
+            saturating_deadline(now, left),
+        )));
+        lock(&self.state).last_success = now.checked_sub(age);
+        tracing::warn!(
+            issuer = self.issuer_label(),
+            age_secs = age.as_secs(),
+            "issuer unreachable: serving keys from the snapshot while retrying"
+        );
+        true
+    }
+
+    /// Keeps `jwks`, just fetched, as the snapshot; `None` after a `304`: the snapshot's
+    /// document is confirmed current. Off the async threads.
+    fn save_snapshot(&self, jwks: Option<&str>) {
+        let Some(file) = self.snapshot.clone() else {
+            return;
+        };
+        let jwks = jwks.map(str::to_owned);
+        let issuer = self.issuer_label().to_owned();
+        tokio::task::spawn_blocking(move || {
+            let saved = match &jwks {
+                Some(jwks) => file.save(jwks),
+                None => file.touch(),
+            };
+            if let Err(error) = saved {
+                tracing::warn!(issuer, %error, "cannot write the key snapshot");
+            }
+        });
     }
 
     /// When a set fetched now, to be refreshed after `interval`, stops being trusted.

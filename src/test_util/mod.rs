@@ -41,10 +41,16 @@ use tokio::task::{JoinHandle, JoinSet};
 use crate::{Algorithm, Issuer, JwtAuthBuilder, JwtAuthLayer};
 
 mod dpop;
+mod introspection;
+#[cfg(feature = "redis")]
+mod redis_server;
 mod server;
 mod token;
 
 pub use dpop::{DpopKey, ProofBuilder};
+#[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+pub use redis_server::{TestRedis, TestRedisError};
 use server::*;
 pub use token::TokenBuilder;
 use token::*;
@@ -118,7 +124,7 @@ pub enum TestIssuerError {
 ///   otherwise.
 /// - [`rotate`](Self::rotate) adds a new current key and keeps publishing the old ones until
 ///   [`retire_previous`](Self::retire_previous).
-/// - [`set_outage`](Self::set_outage) makes discovery and JWKS answer `503`,
+/// - [`set_outage`](Self::set_outage) makes discovery, JWKS and introspection answer `503`,
 ///   [`set_hang`](Self::set_hang) makes them not answer at all;
 ///   [`jwks_requests`](Self::jwks_requests) counts the JWKS requests received.
 ///
@@ -244,6 +250,7 @@ impl TestIssuerBuilder {
             jwks_requests: AtomicUsize::new(0),
             discovery_requests: AtomicUsize::new(0),
             hang,
+            introspection: introspection::IntrospectionState::default(),
         });
         let task = tokio::spawn(serve(listener, Arc::clone(&shared)));
         Ok(TestIssuer {
@@ -471,12 +478,13 @@ impl TestIssuer {
         state.version += 1;
     }
 
-    /// While `true`, discovery and JWKS requests get `503 Service Unavailable`.
+    /// While `true`, discovery, JWKS and introspection requests get `503 Service Unavailable`.
     pub fn set_outage(&self, outage: bool) {
         self.shared.key_ring().outage = outage;
     }
 
-    /// While `true`, discovery and JWKS requests get no answer (the connection stays open); they
+    /// While `true`, discovery, JWKS and introspection requests get no answer (the connection
+    /// stays open); they
     /// are answered once it is set back to `false`. For timeout tests.
     pub fn set_hang(&self, hang: bool) {
         self.shared.hang.send_replace(hang);

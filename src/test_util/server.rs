@@ -11,6 +11,7 @@ pub(super) struct IssuerCore {
     pub(super) discovery_requests: AtomicUsize,
     /// While `true`, requests wait.
     pub(super) hang: watch::Sender<bool>,
+    pub(super) introspection: super::introspection::IntrospectionState,
 }
 
 impl IssuerCore {
@@ -155,6 +156,9 @@ pub(super) async fn serve(listener: TcpListener, shared: Arc<IssuerCore>) {
 
 pub(super) async fn answer(shared: &IssuerCore, request: Request<Incoming>) -> Response<String> {
     let path = request.uri().path();
+    if path == super::introspection::INTROSPECTION_PATH {
+        return super::introspection::answer(shared, request).await;
+    }
     let counter = match path {
         JWKS_PATH => &shared.jwks_requests,
         DISCOVERY_PATH => &shared.discovery_requests,

@@ -185,6 +185,11 @@ impl TokenBuilder<'_> {
         self
     }
 
+    /// The claims as built so far (for an opaque token's introspection answer).
+    pub(super) fn into_claims(self) -> Map<String, Value> {
+        self.claims
+    }
+
     /// The signed compact JWS.
     ///
     /// # Panics
