@@ -35,11 +35,15 @@ pub use cli::*;
 mod checks;
 #[path = "file.rs"]
 mod file;
+#[path = "token_state.rs"]
+mod token_state;
 pub use checks::parse_duration;
 use checks::*;
 #[cfg(test)]
 use file::parse_file;
 pub use file::{FileConfig, read_file};
+pub use token_state::{IntrospectionSettings, RevocationSettings};
+use token_state::{introspection_settings, revocation_settings};
 
 /// Why the configuration can't be used. Each message names the setting at fault.
 #[derive(Debug, thiserror::Error)]
@@ -175,42 +179,6 @@ pub struct AuthSettings {
     pub introspection: Option<IntrospectionSettings>,
     /// Where the last good JWKS of each issuer is kept, if anywhere.
     pub key_snapshot_dir: Option<PathBuf>,
-}
-
-/// The introspection endpoint of the top-level issuer (the first of `Mode`'s issuers), and the
-/// client credentials for it (`client_secret_basic`).
-#[derive(Clone, PartialEq, Eq)]
-pub struct IntrospectionSettings {
-    pub url: String,
-    pub client_id: String,
-    pub client_secret: String,
-}
-
-impl fmt::Debug for IntrospectionSettings {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("IntrospectionSettings")
-            .field("url", &self.url)
-            .field("client_id", &self.client_id)
-            .field("client_secret", &"<redacted>")
-            .finish()
-    }
-}
-
-/// Where the revocation list lives, and what happens when it can't be confirmed current.
-#[derive(Clone, PartialEq, Eq)]
-pub struct RevocationSettings {
-    pub redis_url: String,
-    pub fail_open: bool,
-}
-
-impl fmt::Debug for RevocationSettings {
-    // The URL may carry a password.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RevocationSettings")
-            .field("redis_url", &"<redacted>")
-            .field("fail_open", &self.fail_open)
-            .finish()
-    }
 }
 
 /// Which paths skip authentication, and which need scopes.
@@ -601,63 +569,6 @@ pub fn resolve(args: &Args, file: Option<(&Path, &FileConfig)>) -> Result<Config
         log_format,
         access_log: flag!(access_log),
     })
-}
-
-/// `--redis-url` and `--revocation-fail-open`; the latter alone is a mistake worth an error.
-fn revocation_settings(
-    redis_url: Option<String>,
-    fail_open: Option<(bool, String)>,
-) -> Result<Option<RevocationSettings>, ConfigError> {
-    match (redis_url, fail_open) {
-        (Some(redis_url), fail_open) => Ok(Some(RevocationSettings {
-            redis_url,
-            fail_open: fail_open.is_some_and(|(on, _)| on),
-        })),
-        (None, Some((true, origin))) => Err(ConfigError::Missing {
-            setting: "--redis-url".to_owned(),
-            reason: format!("{origin} changes how the revocation list fails, but none is set"),
-        }),
-        (None, _) => Ok(None),
-    }
-}
-
-/// The introspection URL and client credentials: all three, or none.
-fn introspection_settings(
-    url: Option<(String, String)>,
-    client_id: Option<(String, String)>,
-    client_secret: Option<(String, String)>,
-) -> Result<Option<IntrospectionSettings>, ConfigError> {
-    let needs = |setting: &str, reason: &str| ConfigError::Missing {
-        setting: setting.to_owned(),
-        reason: reason.to_owned(),
-    };
-    match (url, client_id, client_secret) {
-        (None, None, None) => Ok(None),
-        (Some((url, origin)), Some((client_id, _)), Some((client_secret, _))) => {
-            let parsed = url::Url::parse(&url).map_err(|err| invalid(&origin, &url, err))?;
-            if !matches!(parsed.scheme(), "http" | "https") {
-                return Err(invalid(&origin, &url, "expected an http or https URL"));
-            }
-            Ok(Some(IntrospectionSettings {
-                url,
-                client_id,
-                client_secret,
-            }))
-        }
-        (None, _, _) => Err(needs(
-            "--introspection-url",
-            "the introspection client id and secret need the endpoint's URL",
-        )),
-        (Some(_), None, _) => Err(needs(
-            "--introspection-client-id",
-            "the introspection endpoint needs the gateway's client id",
-        )),
-        (Some(_), Some(_), None) => Err(needs(
-            "--introspection-client-secret",
-            "the introspection endpoint needs the gateway's client secret \
-             (GATEWAY_INTROSPECTION_CLIENT_SECRET)",
-        )),
-    }
 }
 
 #[cfg(test)]
