@@ -140,7 +140,10 @@ impl SenderSettings {
             request.extensions_mut().insert(described);
         }
         if let Some(name) = &self.client_cert_header {
-            let certificate = request.headers().get(name).and_then(|value| {
+            // Read once and taken out: the proxy's header is for the gateway; the upstream learns
+            // who the caller is from the `x-auth-*` headers.
+            let header = request.headers_mut().remove(name);
+            let certificate = header.as_ref().and_then(|value| {
                 let pem = percent_decode(value.as_bytes()).collect::<Vec<u8>>();
                 CertificateDer::from_pem_slice(&pem).ok()
             });
@@ -150,7 +153,7 @@ impl SenderSettings {
                         .extensions_mut()
                         .insert(ClientCertificate::new(der.to_vec()));
                 }
-                None if request.headers().contains_key(name) => {
+                None if header.is_some() => {
                     tracing::debug!(header = %name, "client certificate header is not a URL-encoded PEM certificate");
                 }
                 None => {}

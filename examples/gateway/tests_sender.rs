@@ -262,6 +262,9 @@ async fn client_cert_header_binds_certificate_bound_tokens() {
     };
     let answer = send(with_cert(Some(alice.cert.pem()))).await;
     assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
+    // The proxy's header is the gateway's input, not forwarded to the upstream.
+    assert!(answer.json()["headers"].get("x-ssl-client-cert").is_none());
+    assert!(answer.json()["headers"]["x-auth-sub"].is_string());
     let answer = send(with_cert(Some(mallory.cert.pem()))).await;
     assert_eq!(answer.status, StatusCode::UNAUTHORIZED);
     assert!(
