@@ -208,7 +208,15 @@ mod tests {
             nbf: nbf.map(NumericDate),
             ..RegisteredClaims::default()
         };
-        let details = VerifiedToken::with_payload(
+        let details = details(registered, payload);
+        // Seen twice: admitted.
+        see(cache, token, &details);
+        see(cache, token, &details);
+    }
+
+    /// What an HS256 token with `registered` claims and `payload` verified to.
+    fn details(registered: RegisteredClaims, payload: &str) -> VerifiedToken {
+        VerifiedToken::with_payload(
             Algorithm::HS256,
             None,
             None,
@@ -216,10 +224,7 @@ mod tests {
             Box::default(),
             payload.into(),
             crate::dpop::Confirmation::default(),
-        );
-        // Seen twice: admitted.
-        see(cache, token, &details);
-        see(cache, token, &details);
+        )
     }
 
     /// One sighting of `token`, verified with `details`.
@@ -309,15 +314,7 @@ mod tests {
     #[test]
     fn a_token_is_admitted_on_its_second_sighting() {
         let cache = TokenCache::new(100 * 1024);
-        let details = VerifiedToken::with_payload(
-            Algorithm::HS256,
-            None,
-            None,
-            RegisteredClaims::default(),
-            Box::default(),
-            "{}".into(),
-            crate::dpop::Confirmation::default(),
-        );
+        let details = details(RegisteredClaims::default(), "{}");
         see(&cache, "once", &details);
         assert!(get(&cache, "once").is_none());
         see(&cache, "once", &details);
@@ -333,15 +330,7 @@ mod tests {
         for token in &hot {
             insert(&cache, token, Some(NOW + 600), None);
         }
-        let details = VerifiedToken::with_payload(
-            Algorithm::HS256,
-            None,
-            None,
-            RegisteredClaims::default(),
-            Box::default(),
-            "{}".into(),
-            crate::dpop::Confirmation::default(),
-        );
+        let details = details(RegisteredClaims::default(), "{}");
         let mut hits = 0;
         for i in 0..100_000 {
             see(&cache, &format!("one-off-{i}"), &details);
