@@ -17,6 +17,7 @@
 #![allow(clippy::unwrap_used, missing_docs)]
 
 use std::convert::Infallible;
+use std::future::Future as _;
 use std::time::{Duration, Instant};
 
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
@@ -156,19 +157,41 @@ fn bearer(token: &str) -> HeaderValue {
     HeaderValue::try_from(format!("Bearer {token}")).unwrap()
 }
 
-/// Sends one request with `authorization` through `layer` in front of a no-op service.
-async fn through_layer(
-    layer: &JwtAuthLayer<BenchClaims>,
-    authorization: &HeaderValue,
-) -> StatusCode {
-    let service = layer.layer(service_fn(|_: Request<()>| async {
-        Ok::<_, Infallible>(Response::new(()))
-    }));
-    let request = Request::get("/")
+/// The layer in front of a no-op service, built once per layer as a server builds its service
+/// stack once (per connection at most), not per request.
+type BenchService = tower_jwt_auth::JwtAuth<
+    tower::util::ServiceFn<fn(Request<()>) -> std::future::Ready<Result<Response<()>, Infallible>>>,
+    BenchClaims,
+    tower_jwt_auth::DefaultRejection,
+>;
+
+fn service(layer: &JwtAuthLayer<BenchClaims>) -> BenchService {
+    fn ok(_: Request<()>) -> std::future::Ready<Result<Response<()>, Infallible>> {
+        std::future::ready(Ok(Response::new(())))
+    }
+    layer.layer(service_fn(ok as fn(_) -> _))
+}
+
+/// A request as the HTTP server hands it to the service: built outside the timing, like the
+/// token string handed to `jsonwebtoken::decode` in (a).
+fn request(authorization: &HeaderValue) -> Request<()> {
+    Request::get("/")
         .header(http::header::AUTHORIZATION, authorization.clone())
         .body(())
-        .unwrap();
-    service.oneshot(request).await.unwrap().status()
+        .unwrap()
+}
+
+/// Sends `request` through `service` with `oneshot`, and polls the response future once: with
+/// prepared keys and no async check the layer decides without waiting, so one poll completes it
+/// (the call panics otherwise, so a decision that waited could not go unnoticed). Polled under
+/// the runtime's context, without `block_on`'s own cost per request.
+fn through(service: &BenchService, request: Request<()>) -> StatusCode {
+    let future = std::pin::pin!(service.clone().oneshot(request));
+    let mut context = std::task::Context::from_waker(std::task::Waker::noop());
+    match future.poll(&mut context) {
+        std::task::Poll::Ready(response) => response.unwrap().status(),
+        std::task::Poll::Pending => panic!("the layer waited on a request with prepared keys"),
+    }
 }
 
 fn bench_algorithms(c: &mut Criterion) {
@@ -177,7 +200,15 @@ fn bench_algorithms(c: &mut Criterion) {
         .enable_all()
         .build()
         .unwrap();
+    // `VERIFY_ALGS=HS256,RS256` limits the run (and the signing of the pools) to those cases.
+    let only = std::env::var("VERIFY_ALGS").ok();
     for case in cases() {
+        if only
+            .as_deref()
+            .is_some_and(|only| !only.split(',').any(|name| name == case.name))
+        {
+            continue;
+        }
         let header = Header::new(case.alg);
         let pool: Vec<String> = (0..POOL)
             .map(|n| jsonwebtoken::encode(&header, &claims(n), &case.encoding).unwrap())
@@ -216,12 +247,13 @@ fn bench_algorithms(c: &mut Criterion) {
                 let mut done = 0;
                 while done < iterations {
                     // A fresh layer has an empty cache: every token of the pool misses once.
-                    let layer = build(MISS_CACHE);
+                    let service = service(&build(MISS_CACHE));
                     let batch = (iterations - done).min(POOL as u64) as usize;
+                    let requests: Vec<_> = headers[..batch].iter().map(request).collect();
+                    let _runtime = runtime.enter();
                     let start = Instant::now();
-                    for authorization in &headers[..batch] {
-                        let status = runtime.block_on(through_layer(&layer, authorization));
-                        assert_eq!(status, StatusCode::OK);
+                    for request in requests {
+                        assert_eq!(through(&service, request), StatusCode::OK);
                     }
                     elapsed += start.elapsed();
                     done += batch as u64;
@@ -238,13 +270,15 @@ fn bench_algorithms(c: &mut Criterion) {
                 assert!(floor.verify(message, signature));
             })
         });
-        let layer = build(tower_jwt_auth::DEFAULT_TOKEN_CACHE_BYTES);
+        let service = service(&build(tower_jwt_auth::DEFAULT_TOKEN_CACHE_BYTES));
         let repeated = &headers[0];
         group.bench_function("c_layer_hit", |b| {
-            b.iter(|| {
-                let status = runtime.block_on(through_layer(&layer, repeated));
-                assert_eq!(status, StatusCode::OK);
-            })
+            let _runtime = runtime.enter();
+            b.iter_batched(
+                || request(repeated),
+                |request| assert_eq!(through(&service, request), StatusCode::OK),
+                BatchSize::SmallInput,
+            )
         });
         group.finish();
     }
@@ -349,8 +383,12 @@ fn bench_unknown_kid(c: &mut Criterion) {
         })
         .collect();
     // The first unknown kid starts the cooldown (one refetch); from then on none may fetch.
-    let first = runtime.block_on(through_layer(&layer, &headers[0]));
-    assert_eq!(first, StatusCode::UNAUTHORIZED);
+    let service = service(&layer);
+    let _runtime = runtime.enter();
+    assert_eq!(
+        through(&service, request(&headers[0])),
+        StatusCode::UNAUTHORIZED
+    );
     let fetches = layer.key_sets()[0].fetches;
 
     let mut group = c.benchmark_group("unknown_kid");
@@ -359,12 +397,9 @@ fn bench_unknown_kid(c: &mut Criterion) {
         b.iter_batched(
             || {
                 next = (next + 1) % headers.len();
-                &headers[next]
+                request(&headers[next])
             },
-            |authorization| {
-                let status = runtime.block_on(through_layer(&layer, authorization));
-                assert_eq!(status, StatusCode::UNAUTHORIZED);
-            },
+            |request| assert_eq!(through(&service, request), StatusCode::UNAUTHORIZED),
             BatchSize::SmallInput,
         )
     });
@@ -376,5 +411,59 @@ fn bench_unknown_kid(c: &mut Criterion) {
     );
 }
 
-criterion_group!(benches, bench_algorithms, bench_unknown_kid);
+/// A cache hit with a 1 KiB RS256 token (claims padded with a `scope` list, as a token carrying
+/// roles and scopes is): the keyed hash and the exact comparison grow with the token's length.
+fn bench_hit_1kib(c: &mut Criterion) {
+    #[derive(Serialize, Deserialize)]
+    struct Wide {
+        #[serde(flatten)]
+        base: BenchClaims,
+        scope: String,
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let encoding = EncodingKey::from_rsa_pem(&key_file("rsa-a.key.pem")).unwrap();
+    let mut scope = String::from("openid");
+    let token = loop {
+        let claims = Wide {
+            base: claims(0),
+            scope: scope.clone(),
+        };
+        let token = jsonwebtoken::encode(&Header::new(J::RS256), &claims, &encoding).unwrap();
+        if token.len() >= 1024 {
+            break token;
+        }
+        scope.push_str(" orders:read");
+    };
+    assert!((1024..1040).contains(&token.len()), "{}", token.len());
+    let layer = runtime
+        .block_on(
+            JwtAuthLayer::<BenchClaims>::builder()
+                .issuer(
+                    Issuer::new(ISSUER).audience(AUDIENCE).key(
+                        KeySource::public_key_pem(key_file("rsa-a.pub.pem"))
+                            .with_algorithm(Algorithm::RS256),
+                    ),
+                )
+                .build(),
+        )
+        .unwrap();
+    let service = service(&layer);
+    let authorization = bearer(&token);
+    let _runtime = runtime.enter();
+    assert_eq!(through(&service, request(&authorization)), StatusCode::OK);
+    let mut group = c.benchmark_group("RS256_1KiB");
+    group.bench_function("c_layer_hit", |b| {
+        b.iter_batched(
+            || request(&authorization),
+            |request| assert_eq!(through(&service, request), StatusCode::OK),
+            BatchSize::SmallInput,
+        )
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench_algorithms, bench_hit_1kib, bench_unknown_kid);
 criterion_main!(benches);
