@@ -20,54 +20,124 @@ pub(crate) enum ObjectError {
     DuplicateMember,
 }
 
-/// The members of a JSON object, sorted by name.
+/// The member names this crate reads, found once when an object is read so that asking for one
+/// is an array index, not a search.
+const KNOWN_NAMES: [&str; 17] = [
+    "iss", "sub", "aud", "exp", "nbf", "iat", "jti", "scope", "scp", "cnf", "alg", "kid", "typ",
+    "crit", "b64", "enc", "cty",
+];
+
+/// The slot of `name` in [`KNOWN_NAMES`]. A `match` on the text, which the compiler turns into a
+/// length switch and word compares.
+fn known_slot(name: &str) -> Option<usize> {
+    Some(match name {
+        "iss" => 0,
+        "sub" => 1,
+        "aud" => 2,
+        "exp" => 3,
+        "nbf" => 4,
+        "iat" => 5,
+        "jti" => 6,
+        "scope" => 7,
+        "scp" => 8,
+        "cnf" => 9,
+        "alg" => 10,
+        "kid" => 11,
+        "typ" => 12,
+        "crit" => 13,
+        "b64" => 14,
+        "enc" => 15,
+        "cty" => 16,
+        _ => return None,
+    })
+}
+
+/// The members as read. (Held inline in a `SmallVec`, they cost more in copies of the list,
+/// moved out of serde and into the object, than the one allocation saved: measured.)
+type MemberList<'a> = Vec<(Cow<'a, str>, &'a str)>;
+
+/// The members of a JSON object, in document order, each name once.
 #[derive(Debug)]
 pub(crate) struct JsonObject<'a> {
-    members: Vec<(Cow<'a, str>, &'a RawValue)>,
+    text: &'a str,
+    members: MemberList<'a>,
+    /// For each of [`KNOWN_NAMES`], its member's index plus one; 0 when absent.
+    known: [u8; KNOWN_NAMES.len()],
 }
 
 impl<'a> JsonObject<'a> {
+    /// Reads `text`, which must be one JSON object, with serde_json: every byte is checked.
     pub(crate) fn parse(text: &'a str) -> Result<Self, ObjectError> {
-        let Members(mut members) =
-            serde_json::from_str(text).map_err(|_| ObjectError::Malformed)?;
-        members.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        if members.windows(2).any(|pair| pair[0].0 == pair[1].0) {
+        let Members(members) = serde_json::from_str(text).map_err(|_| ObjectError::Malformed)?;
+        Self::index(text, members)
+    }
+
+    /// Finds the members of `text` with a byte scan that checks the object's structure (braces,
+    /// quotes, colons, commas) but not every value's syntax: for a payload that
+    /// [`deserialize`](Self::deserialize) then reads in full, which refuses anything that is not
+    /// JSON. On JSON text it finds exactly what [`parse`](Self::parse) finds. (Hand-written
+    /// because a token's payload is otherwise read twice by serde: measured, the scan costs a
+    /// third of serde's pass.)
+    pub(crate) fn scan(text: &'a str) -> Result<Self, ObjectError> {
+        let members = scan_members(text).ok_or(ObjectError::Malformed)?;
+        Self::index(text, members)
+    }
+
+    fn index(text: &'a str, members: MemberList<'a>) -> Result<Self, ObjectError> {
+        let mut known = [0u8; KNOWN_NAMES.len()];
+        // Names outside the known ones, checked for repeats below.
+        let mut others = 0usize;
+        for (index, (name, _)) in members.iter().enumerate() {
+            match known_slot(name) {
+                Some(slot) if known[slot] != 0 => return Err(ObjectError::DuplicateMember),
+                // An object of more than 255 members keeps its known names past that to the
+                // search in `raw`.
+                Some(slot) => known[slot] = u8::try_from(index + 1).unwrap_or(0),
+                None => others += 1,
+            }
+        }
+        if others > 1 && has_duplicate_name(&members) {
             return Err(ObjectError::DuplicateMember);
         }
         // Nested objects (`realm_access`, `cnf` …) are held to the same rule, so that a claim deep
         // inside has one meaning for every reader. Only values that can hold an object are scanned.
         if members.iter().any(|(_, value)| {
-            matches!(value.get().as_bytes().first(), Some(b'{' | b'['))
-                && has_nested_duplicate(value.get())
+            matches!(value.as_bytes().first(), Some(b'{' | b'[')) && has_nested_duplicate(value)
         }) {
             return Err(ObjectError::DuplicateMember);
         }
-        Ok(Self { members })
+        Ok(Self {
+            text,
+            members,
+            known,
+        })
     }
 
-    /// Decodes the whole object into `T` from the member slices already found, so that the text
-    /// is not scanned a second time.
+    /// Decodes the whole object into `T`. The text is known to be one object with unique member
+    /// names at every depth, so serde reads exactly the members found here.
     pub(crate) fn deserialize<T: DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
-        let members = self
-            .members
-            .iter()
-            .map(|(name, value)| (name.as_ref(), *value));
-        T::deserialize(de::value::MapDeserializer::<_, serde_json::Error>::new(
-            members,
-        ))
+        serde_json::from_str(self.text)
+    }
+
+    /// Whether the whole text is JSON (for an object read by [`scan`](Self::scan), whose values
+    /// were not all checked).
+    pub(crate) fn is_json(&self) -> bool {
+        serde_json::from_str::<de::IgnoredAny>(self.text).is_ok()
     }
 
     /// The raw value of a member, if present.
-    pub(crate) fn raw(&self, name: &str) -> Option<&'a RawValue> {
-        self.members
-            .binary_search_by(|(key, _)| key.as_ref().cmp(name))
-            .ok()
-            .map(|index| self.members[index].1)
+    pub(crate) fn raw(&self, name: &str) -> Option<&'a str> {
+        let index = match known_slot(name) {
+            Some(slot) if self.known[slot] != 0 => usize::from(self.known[slot]) - 1,
+            Some(_) if self.members.len() <= usize::from(u8::MAX) => return None,
+            _ => self.members.iter().position(|(key, _)| key == name)?,
+        };
+        Some(self.members[index].1)
     }
 
     /// Whether a member is present with a value other than `null`.
     pub(crate) fn has(&self, name: &str) -> bool {
-        self.raw(name).is_some_and(|raw| raw.get() != "null")
+        self.raw(name).is_some_and(|raw| raw != "null")
     }
 
     /// Decodes a member. `Ok(None)` when absent; `Err` when present but of the wrong type
@@ -75,7 +145,7 @@ impl<'a> JsonObject<'a> {
     pub(crate) fn get<T: DeserializeOwned>(&self, name: &str) -> Result<Option<T>, ()> {
         match self.raw(name) {
             None => Ok(None),
-            Some(raw) => serde_json::from_str(raw.get()).map(Some).map_err(|_| ()),
+            Some(raw) => serde_json::from_str(raw).map(Some).map_err(|_| ()),
         }
     }
 
@@ -84,10 +154,10 @@ impl<'a> JsonObject<'a> {
         match self.raw(name) {
             None => Ok(None),
             Some(raw) => {
-                if let Some(plain) = plain_string(raw.get()) {
+                if let Some(plain) = plain_string(raw) {
                     return Ok(Some(Cow::Borrowed(plain)));
                 }
-                let BorrowedStr(value) = serde_json::from_str(raw.get()).map_err(|_| ())?;
+                let BorrowedStr(value) = serde_json::from_str(raw).map_err(|_| ())?;
                 Ok(Some(value))
             }
         }
@@ -99,11 +169,11 @@ impl<'a> JsonObject<'a> {
         let Some(raw) = self.raw(name) else {
             return Ok(None);
         };
-        let date = match plain_integer(raw.get()) {
+        let date = match plain_integer(raw) {
             Some(seconds) => NumericDate::from_seconds(seconds),
             None => {
                 let number: serde_json::Number =
-                    serde_json::from_str(raw.get()).map_err(|_| DateError::NotANumber)?;
+                    serde_json::from_str(raw).map_err(|_| DateError::NotANumber)?;
                 match (number.as_i64(), number.as_f64()) {
                     (Some(seconds), _) => NumericDate::from_seconds(seconds),
                     // Integers past i64 (u64 or arbitrary) are out of range whatever their f64.
@@ -145,6 +215,127 @@ fn plain_integer(raw: &str) -> Option<i64> {
         return None;
     }
     raw.parse().ok()
+}
+
+/// The members of a JSON object text: names (unescaped) and raw value slices, in order. `None`
+/// when the text is not an object in structure: an unclosed string or container, a missing colon
+/// or comma, anything after the closing brace.
+fn scan_members(text: &str) -> Option<MemberList<'_>> {
+    let bytes = text.as_bytes();
+    let mut members = MemberList::with_capacity(12);
+    let mut i = skip_whitespace(bytes, 0);
+    if bytes.get(i) != Some(&b'{') {
+        return None;
+    }
+    i = skip_whitespace(bytes, i + 1);
+    if bytes.get(i) == Some(&b'}') {
+        return (skip_whitespace(bytes, i + 1) == bytes.len()).then_some(members);
+    }
+    loop {
+        // A name.
+        let (end, escaped) = string_end(bytes, i)?;
+        let quoted = &text[i..end];
+        let name = if escaped {
+            Cow::Owned(serde_json::from_str::<String>(quoted).ok()?)
+        } else {
+            Cow::Borrowed(&quoted[1..quoted.len() - 1])
+        };
+        i = skip_whitespace(bytes, end);
+        if bytes.get(i) != Some(&b':') {
+            return None;
+        }
+        // Its value.
+        let start = skip_whitespace(bytes, i + 1);
+        let end = value_end(bytes, start)?;
+        members.push((name, &text[start..end]));
+        i = skip_whitespace(bytes, end);
+        match bytes.get(i) {
+            Some(b',') => i = skip_whitespace(bytes, i + 1),
+            Some(b'}') => {
+                return (skip_whitespace(bytes, i + 1) == bytes.len()).then_some(members);
+            }
+            _ => return None,
+        }
+    }
+}
+
+fn skip_whitespace(bytes: &[u8], mut i: usize) -> usize {
+    while let Some(b' ' | b'\t' | b'\n' | b'\r') = bytes.get(i) {
+        i += 1;
+    }
+    i
+}
+
+/// The end (past the closing quote) of the string starting at `start`, and whether it has
+/// escapes. `None` when `start` is not a quote or the string is not closed.
+fn string_end(bytes: &[u8], start: usize) -> Option<(usize, bool)> {
+    if bytes.get(start) != Some(&b'"') {
+        return None;
+    }
+    let mut escaped = false;
+    let mut i = start + 1;
+    loop {
+        match bytes.get(i)? {
+            b'"' => return Some((i + 1, escaped)),
+            b'\\' => {
+                escaped = true;
+                i += 2;
+            }
+            _ => i += 1,
+        }
+    }
+}
+
+/// The end of the value starting at `start`: a string, a container (skipped with its nesting,
+/// iteratively), or a literal or number (its run of characters, checked by whoever reads it).
+fn value_end(bytes: &[u8], start: usize) -> Option<usize> {
+    match bytes.get(start)? {
+        b'"' => string_end(bytes, start).map(|(end, _)| end),
+        b'{' | b'[' => {
+            let mut depth = 0usize;
+            let mut i = start;
+            loop {
+                match bytes.get(i)? {
+                    b'"' => {
+                        i = string_end(bytes, i)?.0;
+                        continue;
+                    }
+                    b'{' | b'[' => depth += 1,
+                    b'}' | b']' => {
+                        depth -= 1;
+                        if depth == 0 {
+                            return Some(i + 1);
+                        }
+                    }
+                    _ => {}
+                }
+                i += 1;
+            }
+        }
+        _ => {
+            let length = bytes[start..]
+                .iter()
+                .take_while(
+                    |b| matches!(b, b'0'..=b'9' | b'a'..=b'z' | b'A'..=b'Z' | b'+' | b'-' | b'.'),
+                )
+                .count();
+            (length > 0).then_some(start + length)
+        }
+    }
+}
+
+/// Whether two members share a name. Small objects compare each pair (no allocation); larger
+/// ones sort the names.
+fn has_duplicate_name(members: &[(Cow<'_, str>, &str)]) -> bool {
+    if members.len() <= 32 {
+        return members
+            .iter()
+            .enumerate()
+            .any(|(i, (name, _))| members[i + 1..].iter().any(|(other, _)| other == name));
+    }
+    let mut names: Vec<&str> = members.iter().map(|(name, _)| name.as_ref()).collect();
+    names.sort_unstable();
+    names.windows(2).any(|pair| pair[0] == pair[1])
 }
 
 /// Whether any object inside `json` (valid JSON, as the parser already checked) has a member name
@@ -210,8 +401,8 @@ fn has_nested_duplicate(json: &str) -> bool {
     false
 }
 
-/// The members in document order, duplicates included (they are detected after sorting).
-struct Members<'a>(Vec<(Cow<'a, str>, &'a RawValue)>);
+/// The members in document order, duplicates included (they are detected afterwards).
+struct Members<'a>(MemberList<'a>);
 
 impl<'de> Deserialize<'de> for Members<'de> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
@@ -225,10 +416,10 @@ impl<'de> Deserialize<'de> for Members<'de> {
             }
 
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-                let mut members = Vec::with_capacity(map.size_hint().unwrap_or(8).min(64));
+                let mut members = MemberList::with_capacity(12);
                 while let Some(BorrowedStr(key)) = map.next_key()? {
                     let value: &'de RawValue = map.next_value()?;
-                    members.push((key, value));
+                    members.push((key, value.get()));
                 }
                 Ok(Members(members))
             }
@@ -430,6 +621,73 @@ mod tests {
         let object = JsonObject::parse(r#"{"exp":253402300799,"nbf":1.5}"#).unwrap();
         assert_eq!(object.get_date("exp"), Ok(Some(NumericDate::MAX)));
         assert_eq!(object.get_date("nbf"), Ok(Some(NumericDate(1))));
+    }
+
+    #[test]
+    fn the_scan_finds_what_serde_finds_in_json() {
+        for text in [
+            "{}",
+            " { } ",
+            r#"{"iss":"https://a/","sub":"u","aud":["x","y"],"exp":1700000000,"nbf":-1.5e3}"#,
+            r#"{ "a" : { "b" : [1, {"c": "}]\"{["}, [] ] } , "d":null,"e":true,"f":false }"#,
+            r#"{"\u0069ss":"x","k\"ey":"v\\","emoji":"\ud83d\ude00","n":-0.0e-1}"#,
+            "{\"a\":\n\t1\r,\"b\":\"\"}",
+            r#"{"cnf":{"jkt":"abc"},"scope":"a b","realm_access":{"roles":["r"]}}"#,
+        ] {
+            let parsed = JsonObject::parse(text).unwrap();
+            let scanned = JsonObject::scan(text).unwrap();
+            assert_eq!(parsed.members, scanned.members, "{text}");
+            assert_eq!(parsed.known, scanned.known, "{text}");
+            assert!(scanned.is_json());
+        }
+        // Duplicates are found by both, at any depth and through escapes.
+        for text in [
+            r#"{"iss":"a","iss":"b"}"#,
+            r#"{"x":1,"\u0078":2}"#,
+            r#"{"a":{"r":1,"r":2}}"#,
+        ] {
+            assert_eq!(
+                JsonObject::scan(text).unwrap_err(),
+                ObjectError::DuplicateMember
+            );
+        }
+    }
+
+    #[test]
+    fn the_scan_refuses_what_is_not_an_object_in_structure() {
+        for text in [
+            "",
+            "[]",
+            "1",
+            "\"x\"",
+            "{",
+            "}",
+            "{\"a\"}",
+            "{\"a\":}",
+            "{\"a\" 1}",
+            "{\"a\":1,}",
+            "{\"a\":1 \"b\":2}",
+            "{\"a\":1}x",
+            "{\"a\":1}{}",
+            "{a:1}",
+            "{\"a\":\"x}",
+            "{\"a\":[1,2}",
+            "{\"a\":{\"b\":1}",
+            "{\"a\\u00\":1}",
+        ] {
+            assert!(JsonObject::scan(text).is_err(), "{text}");
+        }
+        // Structure right, a value wrong: found by the scan, refused by the full read.
+        for text in [
+            r#"{"a":tru}"#,
+            r#"{"a":01}"#,
+            "{\"a\":\"x\u{1}\"}",
+            r#"{"a":[1,,2]}"#,
+        ] {
+            let object = JsonObject::scan(text).unwrap();
+            assert!(!object.is_json(), "{text}");
+            assert!(object.deserialize::<serde_json::Value>().is_err(), "{text}");
+        }
     }
 
     #[test]
