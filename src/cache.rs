@@ -146,7 +146,7 @@ impl<T: Send + Sync + 'static> TokenCache<T> {
         if !self.admit(hash) {
             return;
         }
-        let registered = token.registered_claims();
+        let registered = token.times();
         // Accepted thanks to the leeway, but not valid yet: not worth keeping.
         if registered.nbf.is_some_and(|NumericDate(nbf)| nbf > now) {
             return;
@@ -182,7 +182,7 @@ impl<T: Send + Sync + 'static> TokenCache<T> {
 mod tests {
     use super::*;
     use crate::algorithm::{Algorithm, AlgorithmSet};
-    use crate::claims::RegisteredClaims;
+    use crate::claims::TimeClaims;
     use crate::keys::KeyMaterial;
 
     const NOW: i64 = 1_700_000_000;
@@ -203,24 +203,24 @@ mod tests {
         nbf: Option<i64>,
         payload: &str,
     ) {
-        let registered = RegisteredClaims {
+        let times = TimeClaims {
             exp: exp.map(NumericDate),
             nbf: nbf.map(NumericDate),
-            ..RegisteredClaims::default()
+            iat: None,
         };
-        let details = details(registered, payload);
+        let details = details(times, payload);
         // Seen twice: admitted.
         see(cache, token, &details);
         see(cache, token, &details);
     }
 
-    /// What an HS256 token with `registered` claims and `payload` verified to.
-    fn details(registered: RegisteredClaims, payload: &str) -> VerifiedToken {
+    /// What an HS256 token with `times` and `payload` verified to.
+    fn details(times: TimeClaims, payload: &str) -> VerifiedToken {
         VerifiedToken::with_payload(
             Algorithm::HS256,
             None,
             None,
-            registered,
+            times,
             Box::default(),
             payload.into(),
             crate::dpop::Confirmation::default(),
@@ -314,7 +314,7 @@ mod tests {
     #[test]
     fn a_token_is_admitted_on_its_second_sighting() {
         let cache = TokenCache::new(100 * 1024);
-        let details = details(RegisteredClaims::default(), "{}");
+        let details = details(TimeClaims::default(), "{}");
         see(&cache, "once", &details);
         assert!(get(&cache, "once").is_none());
         see(&cache, "once", &details);
@@ -330,7 +330,7 @@ mod tests {
         for token in &hot {
             insert(&cache, token, Some(NOW + 600), None);
         }
-        let details = details(RegisteredClaims::default(), "{}");
+        let details = details(TimeClaims::default(), "{}");
         let mut hits = 0;
         for i in 0..100_000 {
             see(&cache, &format!("one-off-{i}"), &details);

@@ -1,7 +1,7 @@
 //! The registered claims of RFC 7519 §4.1, and what the layer hands to handlers.
 
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use serde::de::{self, Deserializer, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize, Serializer};
@@ -64,31 +64,61 @@ struct TokenDetails {
     algorithm: Option<Algorithm>,
     key_id: Option<Arc<str>>,
     token_type: Option<Arc<str>>,
-    registered: RegisteredClaims,
+    /// Read when the token is verified: every request checks them.
+    times: TimeClaims,
+    /// Type-checked when the token is verified, but copied out of the payload only when asked
+    /// for: most requests never read them, and a miss then allocates four strings fewer.
+    registered: OnceLock<RegisteredClaims>,
     scopes: Box<[Box<str>]>,
-    payload: Box<str>,
+    payload: String,
     confirmation: Confirmation,
 }
 
+/// The time claims of a token (`exp`, `nbf`, `iat`), as checked on every request.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct TimeClaims {
+    pub(crate) exp: Option<NumericDate>,
+    pub(crate) nbf: Option<NumericDate>,
+    pub(crate) iat: Option<NumericDate>,
+}
+
+impl TimeClaims {
+    fn of(registered: &RegisteredClaims) -> Self {
+        Self {
+            exp: registered.exp,
+            nbf: registered.nbf,
+            iat: registered.iat,
+        }
+    }
+}
+
 impl VerifiedToken {
+    /// A token whose signature and claims passed; `payload`'s registered claims must have been
+    /// type-checked (they are read from it on first use, and can't fail then).
     pub(crate) fn with_payload(
         algorithm: Algorithm,
         key_id: Option<Arc<str>>,
         token_type: Option<Arc<str>>,
-        registered: RegisteredClaims,
+        times: TimeClaims,
         scopes: Box<[Box<str>]>,
-        payload: Box<str>,
+        payload: String,
         confirmation: Confirmation,
     ) -> Self {
         Self(Arc::new(TokenDetails {
             algorithm: Some(algorithm),
             key_id,
             token_type,
-            registered,
+            times,
+            registered: OnceLock::new(),
             scopes,
             payload,
             confirmation,
         }))
+    }
+
+    /// `exp`, `nbf` and `iat`.
+    pub(crate) fn times(&self) -> &TimeClaims {
+        &self.0.times
     }
 
     /// The token's `cnf` claim: the DPoP key (`jkt`) or client certificate (`x5t#S256`) it is
@@ -114,13 +144,14 @@ impl VerifiedToken {
     pub(crate) fn introspected(
         registered: RegisteredClaims,
         scopes: Box<[Box<str>]>,
-        payload: Box<str>,
+        payload: String,
     ) -> Self {
         Self(Arc::new(TokenDetails {
             algorithm: None,
             key_id: None,
             token_type: None,
-            registered,
+            times: TimeClaims::of(&registered),
+            registered: OnceLock::from(registered),
             scopes,
             payload,
             confirmation: Confirmation::default(),
@@ -188,7 +219,9 @@ impl VerifiedToken {
 
     /// The registered claims (`iss`, `sub`, `aud`, `exp`, `nbf`, `iat`, `jti`).
     pub fn registered_claims(&self) -> &RegisteredClaims {
-        &self.0.registered
+        self.0
+            .registered
+            .get_or_init(|| crate::verify::read_registered_claims(&self.0.payload))
     }
 }
 

@@ -44,16 +44,14 @@ impl HeaderMemo {
     }
 
     /// Keeps the header of a token whose signature was verified.
-    pub(crate) fn remember(&self, jws: &CompactJws<'_>) {
+    pub(crate) fn remember(&self, encoded_header: &str, header: &JwsHeader) {
         let memo = self.0.load();
         if memo
             .as_deref()
-            .is_none_or(|(known, _)| &**known != jws.encoded_header)
+            .is_none_or(|(known, _)| &**known != encoded_header)
         {
-            self.0.store(Some(Arc::new((
-                jws.encoded_header.into(),
-                jws.header.clone(),
-            ))));
+            self.0
+                .store(Some(Arc::new((encoded_header.into(), header.clone()))));
         }
     }
 }
@@ -237,7 +235,7 @@ mod tests {
         let memo = HeaderMemo::default();
         let first = token_with_header(r#"{"alg":"ES256","kid":"k1"}"#);
         let jws = CompactJws::parse_with(&first, Some(&memo)).unwrap();
-        memo.remember(&jws);
+        memo.remember(jws.encoded_header, &jws.header);
         let again = CompactJws::parse_with(&first, Some(&memo)).unwrap();
         assert_eq!(again.header, jws.header);
 
@@ -264,7 +262,8 @@ mod tests {
 
         // Remembering another header replaces the first.
         let second = token_with_header(r#"{"alg":"EdDSA"}"#);
-        memo.remember(&CompactJws::parse(&second).unwrap());
+        let jws = CompactJws::parse(&second).unwrap();
+        memo.remember(jws.encoded_header, &jws.header);
         let header = CompactJws::parse_with(&second, Some(&memo)).unwrap().header;
         assert_eq!(header.alg, Algorithm::EdDSA);
         assert_eq!(

@@ -7,7 +7,7 @@ use serde::de::DeserializeOwned;
 
 use crate::algorithm::AlgorithmSet;
 use crate::cache::TokenCache;
-use crate::claims::{Audience, Claims, NumericDate, RegisteredClaims, VerifiedToken};
+use crate::claims::{Audience, Claims, NumericDate, RegisteredClaims, TimeClaims, VerifiedToken};
 use crate::error::AuthError;
 use crate::json::{DateError, JsonObject, ObjectError};
 use crate::jws::{CompactJws, HeaderMemo, media_type_matches};
@@ -63,9 +63,8 @@ impl<T> std::fmt::Debug for Verifier<T> {
     }
 }
 
-/// The registered claims, the scopes and the typed claims of a token that passed the claim
-/// checks.
-type CheckedClaims<T> = (RegisteredClaims, Box<[Box<str>]>, T);
+/// The time claims, the scopes and the typed claims of a token that passed the claim checks.
+type CheckedClaims<T> = (TimeClaims, Box<[Box<str>]>, T);
 
 /// Which issuer (by index) and which key verified a token.
 struct Signer {
@@ -115,7 +114,7 @@ impl<T: DeserializeOwned + Send + Sync + 'static> Verifier<T> {
             if keys.is_usable() && keys.contains(&hit.key) {
                 telemetry::cache_lookup(true);
                 // What depends on the time, or on the validators' own state, is checked again.
-                self.check_times(hit.token.registered_claims(), now)?;
+                self.check_times(hit.token.times(), now)?;
                 self.run_validators(&hit.claims.0)?;
                 return Ok(Verified {
                     claims: hit.claims.clone(),
@@ -148,7 +147,7 @@ impl<T: DeserializeOwned + Send + Sync + 'static> Verifier<T> {
 
     /// Verifies `token` in full; returns with it the issuer's index and the key that signed it.
     fn verify_token(&self, token: &str, now: i64) -> Result<(Verified<T>, Signer), Failure> {
-        let jws = CompactJws::parse_with(token, Some(&self.headers))?;
+        let mut jws = CompactJws::parse_with(token, Some(&self.headers))?;
         let header = &jws.header;
         if let Some(required) = &self.rules.token_type
             && !header
@@ -159,9 +158,11 @@ impl<T: DeserializeOwned + Send + Sync + 'static> Verifier<T> {
             return Err(AuthError::WrongTokenType.into());
         }
 
-        let payload = std::str::from_utf8(&jws.payload)
+        // The decoded bytes become the token's payload text: no copy.
+        let payload = String::from_utf8(std::mem::take(&mut jws.payload))
             .map_err(|_| AuthError::MalformedToken("payload is not UTF-8"))?;
-        let object = JsonObject::parse(payload).map_err(|err| match err {
+        // Scanned, not parsed: the claims type's deserialization below reads every byte.
+        let object = JsonObject::scan(&payload).map_err(|err| match err {
             ObjectError::Malformed => AuthError::MalformedToken("payload is not a JSON object"),
             ObjectError::DuplicateMember => {
                 AuthError::MalformedToken("payload has a duplicate member")
@@ -200,19 +201,20 @@ impl<T: DeserializeOwned + Send + Sync + 'static> Verifier<T> {
             Err(Some(error)) => return Err(error.into()),
             Err(None) => return Err(missing_keys(AuthError::UnknownKey)),
         };
-        self.headers.remember(&jws);
+        self.headers.remember(jws.encoded_header, header);
 
-        let (registered, scopes, claims) = self.check_claims(issuer, &object, now)?;
+        let (times, scopes, claims) = self.check_claims(issuer, &object, now)?;
         let confirmation = crate::dpop::Confirmation::from_claims(&object)?;
+        drop(object);
         let verified = Verified {
             claims: Claims(Arc::new(claims)),
             token: VerifiedToken::with_payload(
                 header.alg,
                 header.kid.clone(),
                 header.typ.clone(),
-                registered,
+                times,
                 scopes,
-                payload.into(),
+                payload,
                 confirmation,
             ),
         };
@@ -234,10 +236,10 @@ impl<T: DeserializeOwned + Send + Sync + 'static> Verifier<T> {
         object: &JsonObject<'_>,
         now: i64,
     ) -> Result<CheckedClaims<T>, AuthError> {
-        let registered = registered_claims(object)?;
+        let (times, audience) = check_registered_claims(object)?;
         let scopes = scopes(object)?;
-        self.check_times(&registered, now)?;
-        check_audience(issuer, &registered)?;
+        self.check_times(&times, now)?;
+        check_audience(issuer, &audience)?;
         if let Some(missing) = self
             .rules
             .required_claims
@@ -247,11 +249,14 @@ impl<T: DeserializeOwned + Send + Sync + 'static> Verifier<T> {
             return Err(AuthError::MissingClaim(Cow::Owned(missing.to_string())));
         }
         let claims: T = object.deserialize().map_err(|err| {
+            if !object.is_json() {
+                return AuthError::MalformedToken("payload is not a JSON object");
+            }
             tracing::debug!(error = %err, "token claims do not match the claims type");
             AuthError::InvalidClaim(Cow::Borrowed("claims"))
         })?;
         self.run_validators(&claims)?;
-        Ok((registered, scopes, claims))
+        Ok((times, scopes, claims))
     }
 
     /// Checks the answer of the introspection endpoint of the issuer at index `issuer` for an
@@ -274,7 +279,8 @@ impl<T: DeserializeOwned + Send + Sync + 'static> Verifier<T> {
         {
             return Err(AuthError::IssuerNotAllowed);
         }
-        let (registered, scopes, claims) = self.check_claims(policy, &object, now)?;
+        let (_, scopes, claims) = self.check_claims(policy, &object, now)?;
+        let registered = registered_claims(&object)?;
         Ok(Verified {
             claims: Claims(Arc::new(claims)),
             token: VerifiedToken::introspected(registered, scopes, answer.into()),
@@ -295,7 +301,7 @@ impl<T: DeserializeOwned + Send + Sync + 'static> Verifier<T> {
             .ok_or(AuthError::IssuerNotAllowed)
     }
 
-    fn check_times(&self, claims: &RegisteredClaims, now: i64) -> Result<(), AuthError> {
+    fn check_times(&self, claims: &TimeClaims, now: i64) -> Result<(), AuthError> {
         let leeway = self.rules.leeway_secs;
         match claims.exp {
             // RFC 7519 §4.1.4: the current time must be before `exp`.
@@ -348,19 +354,77 @@ pub(crate) fn check_signature<'k>(
         .ok_or(Some(AuthError::InvalidSignature))
 }
 
-fn check_audience(issuer: &IssuerPolicy, claims: &RegisteredClaims) -> Result<(), AuthError> {
+fn check_audience(issuer: &IssuerPolicy, audience: &AudienceClaim<'_>) -> Result<(), AuthError> {
     if issuer.audiences.is_empty() {
         return Ok(());
     }
-    let accepted = claims.aud.as_ref().is_some_and(|aud| {
-        aud.iter()
-            .any(|candidate| issuer.audiences.iter().any(|a| &**a == candidate))
-    });
+    let accepted = |candidate: &str| issuer.audiences.iter().any(|a| &**a == candidate);
+    let accepted = match audience {
+        AudienceClaim::Absent => false,
+        AudienceClaim::Single(aud) => accepted(aud),
+        AudienceClaim::Many(all) => all.iter().any(|aud| accepted(aud)),
+    };
     if accepted {
         Ok(())
     } else {
         Err(AuthError::AudienceNotAllowed)
     }
+}
+
+/// The `aud` claim as read for the check: a single string borrowed from the payload when it can.
+enum AudienceClaim<'a> {
+    Absent,
+    Single(Cow<'a, str>),
+    Many(Vec<String>),
+}
+
+/// Checks the type of every registered claim, as [`registered_claims`] reads them, without
+/// copying the strings out; returns the time claims and the audience.
+fn check_registered_claims<'a>(
+    object: &JsonObject<'a>,
+) -> Result<(TimeClaims, AudienceClaim<'a>), AuthError> {
+    for name in ["iss", "sub", "jti"] {
+        object
+            .get_str(name)
+            .map_err(|()| AuthError::InvalidClaim(Cow::Borrowed(name)))?;
+    }
+    let audience = match object.get_str("aud") {
+        Ok(None) => AudienceClaim::Absent,
+        Ok(Some(single)) => AudienceClaim::Single(single),
+        Err(()) => match object.get::<Audience>("aud") {
+            Ok(Some(Audience::Many(all))) => AudienceClaim::Many(all),
+            Ok(Some(Audience::Single(single))) => AudienceClaim::Single(Cow::Owned(single)),
+            Ok(None) => AudienceClaim::Absent,
+            Err(()) => return Err(AuthError::InvalidClaim(Cow::Borrowed("aud"))),
+        },
+    };
+    let date = |name: &'static str| date_claim(object, name);
+    let times = TimeClaims {
+        exp: date("exp")?,
+        nbf: date("nbf")?,
+        iat: date("iat")?,
+    };
+    Ok((times, audience))
+}
+
+fn date_claim(
+    object: &JsonObject<'_>,
+    name: &'static str,
+) -> Result<Option<NumericDate>, AuthError> {
+    object.get_date(name).map_err(|error| match error {
+        DateError::NotANumber => AuthError::InvalidClaim(Cow::Borrowed(name)),
+        DateError::OutOfRange => AuthError::ClaimOutOfRange(name),
+    })
+}
+
+/// The registered claims of a verified token's payload, read on first use. The payload passed
+/// [`check_registered_claims`] when the token was verified, so this can't fail; were it to, the
+/// claims would read as absent rather than panic.
+pub(crate) fn read_registered_claims(payload: &str) -> RegisteredClaims {
+    JsonObject::parse(payload)
+        .ok()
+        .and_then(|object| registered_claims(&object).ok())
+        .unwrap_or_default()
 }
 
 /// The scopes of `scope` (a space-separated string), or else of `scp` (an array of strings, or a
@@ -414,12 +478,7 @@ fn registered_claims(object: &JsonObject<'_>) -> Result<RegisteredClaims, AuthEr
             .map(|value| value.map(Cow::into_owned))
             .map_err(|()| AuthError::InvalidClaim(Cow::Borrowed(name)))
     };
-    let date = |name: &'static str| {
-        object.get_date(name).map_err(|error| match error {
-            DateError::NotANumber => AuthError::InvalidClaim(Cow::Borrowed(name)),
-            DateError::OutOfRange => AuthError::ClaimOutOfRange(name),
-        })
-    };
+    let date = |name: &'static str| date_claim(object, name);
     let aud = match object.get_str("aud") {
         Ok(single) => single.map(|aud| Audience::Single(aud.into_owned())),
         Err(()) => claim(object, "aud")?,

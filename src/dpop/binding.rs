@@ -201,6 +201,8 @@ pub(crate) struct SenderConstraint {
     /// Each issuer's `iss` (`None` for a sole issuer without `iss` check) and policy, in the
     /// verifier's order.
     policies: Box<[(Option<Box<str>>, DpopPolicy)]>,
+    /// Whether some issuer requires DPoP (else a bearer token's issuer needs no look-up).
+    any_required: bool,
     dpop: Option<ProofChecker>,
     external_url: Option<Url>,
 }
@@ -260,6 +262,9 @@ impl SenderConstraint {
             max_len,
         });
         Ok(Self {
+            any_required: policies
+                .iter()
+                .any(|(_, policy)| *policy == DpopPolicy::Required),
             policies: policies
                 .into_iter()
                 .map(|(iss, policy)| (iss.map(String::into_boxed_str), policy))
@@ -348,18 +353,20 @@ impl SenderConstraint {
                 ));
             }
         }
-        let policy = self.policy_for(verified.registered_claims().iss.as_deref());
+        // The issuer's policy needs `iss`; a plain bearer token under no `Required` policy (the
+        // common case) does not read it.
+        let policy = || self.policy_for(verified.registered_claims().iss.as_deref());
         match presented.scheme {
             Scheme::Bearer if cnf.jkt().is_some() => Err(AuthError::TokenBinding(
                 "DPoP-bound token sent as a bearer token",
             )),
-            Scheme::Bearer if policy == DpopPolicy::Required => {
+            Scheme::Bearer if self.any_required && policy() == DpopPolicy::Required => {
                 Err(AuthError::TokenBinding("DPoP proof required"))
             }
             Scheme::Bearer => Ok(()),
             Scheme::Dpop => {
                 let (Some(checker), DpopPolicy::Allowed | DpopPolicy::Required) =
-                    (&self.dpop, policy)
+                    (&self.dpop, policy())
                 else {
                     return Err(AuthError::TokenBinding("DPoP not accepted for this issuer"));
                 };
