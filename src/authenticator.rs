@@ -296,12 +296,27 @@ where
             return Err(AuthError::MalformedToken("not a compact JWS"));
         };
         let answer = introspection.introspector.introspect(token).await?;
-        let active = answer.active.ok_or(AuthError::InactiveToken)?;
-        let verified = self.config.verifier.verify_introspected(
-            introspection.issuer,
-            &active,
-            self.config.clock.unix_seconds(),
-        )?;
+        let active = answer.active.as_ref().ok_or(AuthError::InactiveToken)?;
+        let verifier = &self.config.verifier;
+        let now = self.config.clock.unix_seconds();
+        let checked = answer
+            .checked
+            .get()
+            .and_then(|checked| checked.downcast_ref::<Verified<T>>());
+        let verified = match checked {
+            // A cached answer already read: only what depends on the time or on the validators'
+            // own state is checked again, as for a verified-token cache hit.
+            Some(checked) => {
+                verifier.recheck(checked, now)?;
+                checked.clone()
+            }
+            None => {
+                let verified = verifier.verify_introspected(introspection.issuer, active, now)?;
+                // Another request may have read it first; both readings are the same.
+                let _ = answer.checked.set(Box::new(verified.clone()));
+                verified
+            }
+        };
         if let Some(revocation) = &self.config.revocation {
             revocation.check(verified.token.registered_claims())?;
         }

@@ -78,6 +78,15 @@ pub(crate) struct Verified<T> {
     pub(crate) token: VerifiedToken,
 }
 
+impl<T> Clone for Verified<T> {
+    fn clone(&self) -> Self {
+        Self {
+            claims: self.claims.clone(),
+            token: self.token.clone(),
+        }
+    }
+}
+
 /// Why verification stopped.
 #[derive(Debug)]
 pub(crate) enum Failure {
@@ -113,9 +122,7 @@ impl<T: DeserializeOwned + Send + Sync + 'static> Verifier<T> {
             let keys = self.issuers[hit.issuer].keys.snapshot();
             if keys.is_usable() && keys.contains(&hit.key) {
                 telemetry::cache_lookup(true);
-                // What depends on the time, or on the validators' own state, is checked again.
-                self.check_times(hit.token.times(), now)?;
-                self.run_validators(&hit.claims.0)?;
+                self.recheck_parts(&hit.claims, &hit.token, now)?;
                 return Ok(Verified {
                     claims: hit.claims.clone(),
                     token: hit.token.clone(),
@@ -136,6 +143,22 @@ impl<T: DeserializeOwned + Send + Sync + 'static> Verifier<T> {
             now,
         );
         Ok(verified)
+    }
+
+    /// Checks a token verified earlier again, at `now`: what depends on the time, or on the
+    /// validators' own state.
+    pub(crate) fn recheck(&self, verified: &Verified<T>, now: i64) -> Result<(), AuthError> {
+        self.recheck_parts(&verified.claims, &verified.token, now)
+    }
+
+    fn recheck_parts(
+        &self,
+        claims: &Claims<T>,
+        token: &VerifiedToken,
+        now: i64,
+    ) -> Result<(), AuthError> {
+        self.check_times(token.times(), now)?;
+        self.run_validators(&claims.0)
     }
 
     fn run_validators(&self, claims: &T) -> Result<(), AuthError> {

@@ -286,3 +286,70 @@ async fn only_one_issuer_may_introspect_and_an_issuer_may_have_only_introspectio
     // The secret never shows in a debug dump.
     assert!(!format!("{:?}", ClientCredentials::basic("id", "s3cr3t")).contains("s3cr3t"));
 }
+
+/// A clock the test sets.
+#[derive(Debug)]
+struct ManualClock(std::sync::atomic::AtomicI64);
+
+impl tower_jwt_auth::Clock for ManualClock {
+    fn now(&self) -> std::time::SystemTime {
+        let seconds = self.0.load(std::sync::atomic::Ordering::SeqCst);
+        std::time::UNIX_EPOCH + Duration::from_secs(seconds as u64)
+    }
+}
+
+#[tokio::test]
+async fn a_cached_answer_is_read_once_but_its_time_claims_and_validators_run_on_every_request() {
+    use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
+    let issuer = TestIssuer::start().await.unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let clock = Arc::new(ManualClock(AtomicI64::new(now)));
+    let deny = Arc::new(AtomicBool::new(false));
+    let validations = Arc::new(AtomicUsize::new(0));
+    let layer = JwtAuthLayer::<Value>::builder()
+        .issuer(issuer.introspection_issuer_config())
+        .clock(Arc::clone(&clock))
+        .leeway(Duration::ZERO)
+        .validate({
+            let (deny, validations) = (Arc::clone(&deny), Arc::clone(&validations));
+            move |_: &Value| {
+                validations.fetch_add(1, Ordering::SeqCst);
+                if deny.load(Ordering::SeqCst) {
+                    Err("denied".into())
+                } else {
+                    Ok(())
+                }
+            }
+        })
+        .build()
+        .await
+        .unwrap();
+    let token = issuer.opaque_token(json!({ "exp": now + 60, "iat": now }));
+    let first = layer.verify(&token).await.unwrap();
+    let second = layer.verify(&token).await.unwrap();
+    // The second request got the claims read for the first, not a second reading.
+    assert!(Arc::ptr_eq(&first.0.0, &second.0.0));
+    assert_eq!(issuer.introspection_requests(), 1);
+    assert_eq!(
+        validations.load(Ordering::SeqCst),
+        2,
+        "validators run per request"
+    );
+
+    deny.store(true, Ordering::SeqCst);
+    assert!(matches!(
+        layer.verify(&token).await.unwrap_err(),
+        AuthError::ClaimsRejected(_)
+    ));
+    deny.store(false, Ordering::SeqCst);
+    clock.0.store(now + 61, Ordering::SeqCst);
+    assert_eq!(layer.verify(&token).await.unwrap_err(), AuthError::Expired);
+    assert_eq!(
+        issuer.introspection_requests(),
+        1,
+        "all from the cached answer"
+    );
+}

@@ -3,9 +3,10 @@
 //! at most [`INTROSPECTION_MAX_TTL`], inactive ones for [`INTROSPECTION_NEGATIVE_TTL`], and
 //! concurrent introspections of one token share one call.
 
+use std::any::Any;
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant, SystemTime};
 
 use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE};
@@ -97,6 +98,10 @@ pub(crate) struct IntrospectionEndpoint {
 pub(crate) struct Answer {
     /// The answer's JSON object when the token is active; `None` when it is not.
     pub(crate) active: Option<Arc<str>>,
+    /// What the layer read from `active` (its `Verified<T>`), shared by the clones of this answer
+    /// so that a cached answer's claims are read once, not on every request. Type-erased: the
+    /// introspector does not know the claims type.
+    pub(crate) checked: Arc<OnceLock<Box<dyn Any + Send + Sync>>>,
     expires_at: Instant,
 }
 
@@ -260,11 +265,13 @@ impl Introspector {
                     String::from_utf8(body).map_err(|_| unavailable("answer is not UTF-8"))?;
                 Ok(Answer {
                     active: Some(Arc::from(text)),
+                    checked: Arc::default(),
                     expires_at: now + ttl,
                 })
             }
             Some(serde_json::Value::Bool(false)) => Ok(Answer {
                 active: None,
+                checked: Arc::default(),
                 expires_at: now + INTROSPECTION_NEGATIVE_TTL,
             }),
             _ => Err(unavailable("answer has no boolean `active`")),
