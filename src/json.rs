@@ -691,6 +691,45 @@ mod tests {
     }
 
     #[test]
+    fn the_scan_agrees_with_serde_on_mutated_payloads_and_never_panics() {
+        let seed = r#"{"iss":"https://a/","aud":["x","y"],"n":{"k":[1,{"j":"\u00e9\"}"}]},"exp":17,"é":"ü"}"#;
+        let pieces = [
+            "{", "}", "[", "]", "\"", "\\", ":", ",", " ", "1", "é", "\"a\"", "\\u0061",
+        ];
+        let mut rng = fastrand::Rng::with_seed(7);
+        for _ in 0..100_000 {
+            let mut text = seed.to_owned();
+            for _ in 0..rng.usize(1..4) {
+                let at = rng.usize(0..=text.len());
+                if !text.is_char_boundary(at) {
+                    continue;
+                }
+                if rng.bool() {
+                    text.insert_str(at, pieces[rng.usize(0..pieces.len())]);
+                } else if let Some(c) = text[at..].chars().next() {
+                    text.replace_range(at..at + c.len_utf8(), "");
+                }
+            }
+            let scanned = JsonObject::scan(&text);
+            match JsonObject::parse(&text) {
+                Ok(parsed) => {
+                    let scanned = scanned.unwrap_or_else(|_| panic!("{text}"));
+                    assert_eq!(parsed.members, scanned.members, "{text}");
+                }
+                // Not JSON: the scan may find a structure, but the full read refuses it.
+                Err(ObjectError::Malformed) => {
+                    if let Ok(scanned) = scanned {
+                        assert!(!scanned.is_json(), "{text}");
+                    }
+                }
+                Err(ObjectError::DuplicateMember) => {
+                    assert_eq!(scanned.unwrap_err(), ObjectError::DuplicateMember, "{text}");
+                }
+            }
+        }
+    }
+
+    #[test]
     fn decodes_escaped_strings() {
         let object = JsonObject::parse(r#"{"kid":"a\"b"}"#).unwrap();
         assert_eq!(object.get_str("kid").unwrap().as_deref(), Some("a\"b"));
