@@ -157,8 +157,10 @@ where
             Ok(None) => return Decision::Ready(Err(AuthError::MissingToken)),
             Err(error) => return Decision::Ready(Err(error)),
         };
-        let decision = self.decide_token(&token);
-        self.check_binding(decision, request, scheme, &token)
+        // One reading of the clock serves the token's checks and its binding's.
+        let now = self.config.clock.unix_seconds();
+        let decision = self.decide_token_at(&token, now);
+        self.check_binding(decision, request, scheme, &token, now)
     }
 
     /// Checks a verified token's sender constraint (DPoP proof, client certificate) against the
@@ -169,12 +171,12 @@ where
         request: &Request<B>,
         scheme: Scheme,
         token: &str,
+        now: i64,
     ) -> Decision<T> {
         let sender = &self.config.sender;
         match decision {
             Decision::Ready(Ok(Outcome::Verified(verified))) => {
                 let presented = sender.presented(request, scheme);
-                let now = self.config.clock.unix_seconds();
                 Decision::Ready(
                     sender
                         .check(&presented, token, &verified.token, now)
@@ -202,6 +204,11 @@ where
 
     /// Decides for a bare token (no request around it).
     pub(crate) fn decide_token(&self, token: &str) -> Decision<T> {
+        self.decide_token_at(token, self.config.clock.unix_seconds())
+    }
+
+    /// [`decide_token`](Self::decide_token) at `now` (seconds since the epoch).
+    fn decide_token_at(&self, token: &str, now: i64) -> Decision<T> {
         if self
             .config
             .introspection
@@ -216,7 +223,7 @@ where
             return Decision::Pending(Box::pin(async move { this.introspect(&token).await }));
         }
         let verifier = &self.config.verifier;
-        match self.verify_now(token) {
+        match self.verify_at(token, now) {
             Ok(verified) if self.config.async_validators.is_empty() && !self.introspects_jwts() => {
                 Decision::Ready(Ok(Outcome::Verified(verified)))
             }
@@ -250,7 +257,7 @@ where
     /// Verifies `token` once more after a refetch; a failure now is final.
     async fn verify_after_wait(&self, token: &str) -> Result<Outcome<T>, AuthError> {
         let verifier = &self.config.verifier;
-        match self.verify_now(token) {
+        match self.verify_at(token, self.config.clock.unix_seconds()) {
             Ok(verified) => {
                 self.confirm_active(token).await?;
                 self.run_async_checks(verified).await
@@ -269,13 +276,10 @@ where
         }
     }
 
-    /// Verifies `token` at the clock's time (from the cache when it can), then checks the local
-    /// copy of the revocation list: no I/O.
-    fn verify_now(&self, token: &str) -> Result<Verified<T>, Failure> {
-        let verified = self
-            .config
-            .verifier
-            .verify(token, self.config.clock.unix_seconds())?;
+    /// Verifies `token` at `now` (from the cache when it can), then checks the local copy of the
+    /// revocation list: no I/O.
+    fn verify_at(&self, token: &str, now: i64) -> Result<Verified<T>, Failure> {
+        let verified = self.config.verifier.verify(token, now)?;
         if let Some(revocation) = &self.config.revocation {
             revocation.check(verified.token.registered_claims())?;
         }

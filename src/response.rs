@@ -57,6 +57,11 @@ pub struct DefaultRejection {
 }
 
 impl DefaultRejection {
+    /// Whether this is `DefaultRejection::default()`: no realm, no DPoP or metadata challenge.
+    pub(crate) fn is_plain(&self) -> bool {
+        self.realm.is_none() && self.dpop.is_none() && self.resource_metadata.is_none()
+    }
+
     /// A rejection whose challenges carry `realm`.
     pub fn with_realm(realm: impl Into<Arc<str>>) -> Self {
         Self {

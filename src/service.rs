@@ -10,7 +10,7 @@ use tower_service::Service;
 
 use crate::authenticator::{Authenticator, Decision, admit};
 use crate::future::ResponseFuture;
-use crate::response::{LayerRejection, RejectionResponse, reject};
+use crate::response::{DefaultRejection, LayerRejection, RejectionResponse, reject};
 use crate::telemetry;
 
 /// Verifies the bearer token of each request before calling the inner service.
@@ -124,13 +124,21 @@ where
 
 impl<S, T, R> JwtAuth<S, T, R> {
     /// Puts this layer's rejection into `request`, so that an extractor refusing it later answers
-    /// the way the layer would (its realm, its custom response). No allocation: the rejection is
-    /// shared.
+    /// the way the layer would (its realm, its custom response). The rejection is shared, not
+    /// copied.
     fn lend_rejection<ReqBody, ResBody>(&self, request: &mut Request<ReqBody>)
     where
         R: RejectionResponse<ResBody> + Send + Sync + 'static,
         ResBody: 'static,
     {
+        // Without one, the extractors and `Authorize` answer with the plain default rejection:
+        // lending that would only cost an extension (an allocation) per request.
+        if (&*self.rejection as &dyn std::any::Any)
+            .downcast_ref::<DefaultRejection>()
+            .is_some_and(DefaultRejection::is_plain)
+        {
+            return;
+        }
         let rejection: Arc<dyn RejectionResponse<ResBody> + Send + Sync> =
             Arc::clone(&self.rejection) as _;
         request.extensions_mut().insert(LayerRejection(rejection));
