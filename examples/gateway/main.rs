@@ -25,6 +25,7 @@ mod sender;
 mod tests;
 mod upgrade;
 mod upstream;
+mod workers;
 
 use std::io::IsTerminal as _;
 use std::process::ExitCode;
@@ -56,7 +57,9 @@ fn main() -> ExitCode {
             "unknown GATEWAY_* environment variable ignored (see --help)"
         );
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+    // Requests are served by the worker threads (`--workers`), each with a runtime of its own;
+    // this one runs the background work: key refresh, the admin listener, the demo servers.
+    let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .expect("cannot start the Tokio runtime");
@@ -64,7 +67,7 @@ fn main() -> ExitCode {
 }
 
 async fn run(config: config::Config) -> ExitCode {
-    let listener = match tokio::net::TcpListener::bind(config.listen).await {
+    let listener = match workers::bind(config.listen) {
         Ok(listener) => listener,
         Err(err) => {
             let origin = match config.listen_origin.as_str() {

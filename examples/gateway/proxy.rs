@@ -21,14 +21,22 @@ use crate::routes::CheckedPath;
 use crate::upgrade::{self, TokenFromProtocol};
 use crate::upstream::{self, TlsError, Upstream};
 
-type UpstreamClient = Client<HttpsConnector<HttpConnector>, Body>;
+type UpstreamConnector = HttpsConnector<HttpConnector>;
+type UpstreamClient = Client<UpstreamConnector, Body>;
 
 /// Sends requests to the upstream.
+///
+/// A client's pooled connection is driven by a task on the runtime that opened it: a worker
+/// thread sharing another's pool would hand its requests to that thread. Each worker has a
+/// forwarder of its own ([`with_own_pools`](Self::with_own_pools)).
 #[derive(Debug, Clone)]
 pub struct Forwarder {
     client: UpstreamClient,
     /// For `Upgrade` requests: HTTP/1.1 only, since an upgrade can't go over HTTP/2.
     upgrade_client: UpstreamClient,
+    /// What the clients connect with (TLS settings and roots loaded once), for new pools.
+    connector: UpstreamConnector,
+    upgrade_connector: UpstreamConnector,
     upstream: Upstream,
     timeout: Duration,
     claim_headers: ClaimHeaders,
@@ -59,19 +67,27 @@ impl Forwarder {
         timeout: Duration,
         forwarding: &Forwarding,
     ) -> Result<Self, TlsError> {
-        let client = |http2| -> Result<UpstreamClient, TlsError> {
-            Ok(Client::builder(TokioExecutor::new())
-                .pool_idle_timeout(Duration::from_secs(60))
-                .build(upstream::connector(&upstream, timeout, http2)?))
-        };
+        let connector = upstream::connector(&upstream, timeout, true)?;
+        let upgrade_connector = upstream::connector(&upstream, timeout, false)?;
         Ok(Self {
-            client: client(true)?,
-            upgrade_client: client(false)?,
+            client: pooled(connector.clone()),
+            upgrade_client: pooled(upgrade_connector.clone()),
+            connector,
+            upgrade_connector,
             timeout,
             claim_headers: ClaimHeaders::new(forwarding),
             forward_authorization: forwarding.forward_authorization,
             upstream,
         })
+    }
+
+    /// The same forwarding with connection pools of its own (empty at first).
+    pub fn with_own_pools(&self) -> Self {
+        Self {
+            client: pooled(self.connector.clone()),
+            upgrade_client: pooled(self.upgrade_connector.clone()),
+            ..self.clone()
+        }
     }
 
     /// Forwards `request` to the canonical `path` and returns the upstream's response, or a
@@ -192,6 +208,13 @@ impl Forwarder {
             .path_and_query(path_and_query)
             .build()
     }
+}
+
+/// A client with a connection pool of its own: keep-alive, idle connections closed after 60 s.
+fn pooled(connector: UpstreamConnector) -> UpstreamClient {
+    Client::builder(TokioExecutor::new())
+        .pool_idle_timeout(Duration::from_secs(60))
+        .build(connector)
 }
 
 /// `502 Bad Gateway` or `504 Gateway Timeout`, with the failure in the extensions for metrics.
