@@ -14,7 +14,7 @@
 #
 # Each run reports requests per second, the p99 latency (wrk --latency), and the proxy's own CPU
 # time per request (user + system of the proxy's processes, from /proc: nginx's master and
-# workers, or the gateway). ROUNDS rounds of all the runs are interleaved and the medians
+# workers, or the gateway) and the share of it spent in the kernel (system). ROUNDS rounds of all the runs are interleaved and the medians
 # reported, so that a slow moment of a shared machine does not land on one run only. The proxies
 # (nginx with WORKERS worker processes, the gateway with as many worker threads, `--workers`, set
 # through GATEWAY_WORKERS; TOKIO_WORKER_THREADS sizes a BASELINE gateway from before that flag,
@@ -218,12 +218,14 @@ for addr in "${GATEWAYS[@]}"; do
 done
 
 TICKS=$(getconf CLK_TCK)
-cpu_ticks() { # user + system ticks of a process and its children processes (nginx's workers)
-    local pid total=0
+cpu_ticks() { # "user system" ticks of a process and its children processes (nginx's workers)
+    local pid user=0 system=0 times
     for pid in "$1" $(ps -o pid= --ppid "$1"); do
-        total=$((total + $(awk '{print $14 + $15}' "/proc/$pid/stat" 2>/dev/null || echo 0)))
+        times=($(awk '{print $14, $15}' "/proc/$pid/stat" 2>/dev/null || echo 0 0))
+        user=$((user + times[0]))
+        system=$((system + times[1]))
     done
-    echo "$total"
+    echo "$user $system"
 }
 
 run() { # name, proxy pid, url, then wrk options, then optionally `--` and the Lua script's arguments
@@ -232,12 +234,13 @@ run() { # name, proxy pid, url, then wrk options, then optionally `--` and the L
     while [ $# -gt 0 ] && [ "$1" != -- ]; do options+=("$1"); shift; done
     if [ $# -gt 0 ]; then shift; script_args=("$@"); fi
     local cpu0 cpu1 out
-    cpu0=$(cpu_ticks "$pid")
+    cpu0=($(cpu_ticks "$pid"))
     out=$(wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency "${options[@]}" "$url" \
         ${script_args[@]+-- "${script_args[@]}"})
-    cpu1=$(cpu_ticks "$pid")
+    cpu1=($(cpu_ticks "$pid"))
     echo "$out" >>"$SCRATCH/$name.txt"
-    echo "$out" | awk -v name="$name" -v ticks="$TICKS" -v cpu="$((cpu1 - cpu0))" '
+    echo "$out" | awk -v name="$name" -v ticks="$TICKS" -v user="$((cpu1[0] - cpu0[0]))" \
+        -v system="$((cpu1[1] - cpu0[1]))" '
         function ms(value) {
             if (value ~ /us$/) return value / 1000
             if (value ~ /ms$/) return value + 0
@@ -251,7 +254,9 @@ run() { # name, proxy pid, url, then wrk options, then optionally `--` and the L
         $1 == "99%" { p99 = ms($2) }
         END {
             if (bad > 0 || requests == 0) { print name ": " bad " failed requests" > "/dev/stderr"; exit 1 }
-            printf "%s %.0f %.2f %.1f\n", name, rps, p99, cpu / ticks * 1e6 / requests
+            cpu = user + system
+            printf "%s %.0f %.2f %.1f %.0f\n", name, rps, p99, cpu / ticks * 1e6 / requests,
+                cpu ? 100 * system / cpu : 0
         }'
 }
 
@@ -284,10 +289,10 @@ median() { # column of rounds.txt; prints "name median" per run
             }
         }' | sort
 }
-join <(median 2) <(median 3) | join - <(median 4) >"$SCRATCH/summary.txt"
+join <(median 2) <(median 3) | join - <(median 4) | join - <(median 5) >"$SCRATCH/summary.txt"
 {
-    echo "run                            req/s   p99 ms   proxy CPU µs/request   (medians of $ROUNDS rounds)"
-    awk '{printf "%-29s %7.0f %8.2f %22.1f\n", $1, $2, $3, $4}' "$SCRATCH/summary.txt"
+    echo "run                            req/s   p99 ms   proxy CPU µs/request  of which system   (medians of $ROUNDS rounds)"
+    awk '{printf "%-29s %7.0f %8.2f %22.1f %15.0f%%\n", $1, $2, $3, $4, $5}' "$SCRATCH/summary.txt"
     awk '
         { rps[$1] = $2 }
         END {
