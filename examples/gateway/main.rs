@@ -15,6 +15,7 @@ mod demo;
 mod forward_auth;
 mod headers;
 mod health;
+mod http1_pool;
 mod inspect;
 mod metrics;
 mod proxy;
