@@ -240,7 +240,7 @@ run() { # name, proxy pid, url, then wrk options, then optionally `--` and the L
     cpu1=($(cpu_ticks "$pid"))
     echo "$out" >>"$SCRATCH/$name.txt"
     echo "$out" | awk -v name="$name" -v ticks="$TICKS" -v user="$((cpu1[0] - cpu0[0]))" \
-        -v system="$((cpu1[1] - cpu0[1]))" '
+        -v kernel="$((cpu1[1] - cpu0[1]))" '
         function ms(value) {
             if (value ~ /us$/) return value / 1000
             if (value ~ /ms$/) return value + 0
@@ -254,9 +254,9 @@ run() { # name, proxy pid, url, then wrk options, then optionally `--` and the L
         $1 == "99%" { p99 = ms($2) }
         END {
             if (bad > 0 || requests == 0) { print name ": " bad " failed requests" > "/dev/stderr"; exit 1 }
-            cpu = user + system
+            cpu = user + kernel
             printf "%s %.0f %.2f %.1f %.0f\n", name, rps, p99, cpu / ticks * 1e6 / requests,
-                cpu ? 100 * system / cpu : 0
+                cpu ? 100 * kernel / cpu : 0
         }'
 }
 
@@ -321,7 +321,9 @@ if [ "$PERF_STAT" = 1 ]; then
     counted() { # name, proxy pid, then wrk options and url as for run()
         local name=$1 pid=$2; shift 2
         local pids out rps
-        pids=$(echo "$pid" $(ps -o pid= --ppid "$pid") | tr -s ' ' ',')
+        # nginx's workers (its master does not take part in a request), or the gateway.
+        pids=$( (ps -o pid= --ppid "$pid" || true) | tr -d ' ' | paste -sd,)
+        [ -n "$pids" ] || pids=$pid
         wrk -t"$THREADS" -c"$CONNECTIONS" -d6s "$@" >"$SCRATCH/perf-stat-wrk-$name.txt" &
         local wrk_pid=$!
         sleep 1

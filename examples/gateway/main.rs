@@ -36,6 +36,12 @@ use tracing_subscriber::EnvFilter;
 
 use crate::config::{Args, Command, LogFormat};
 
+/// Each request allocates and frees buffers, header maps and futures of many sizes, some beyond
+/// glibc's per-thread cache (then its arenas' bins and their consolidation): mimalloc's
+/// per-thread free lists serve them all (see BENCHMARKS.md, section 4).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let mut args = Args::parse();
     match args.cli.command.take() {
