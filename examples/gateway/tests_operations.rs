@@ -395,3 +395,36 @@ async fn a_taken_address_is_refused_not_shared() {
     let err = crate::workers::bind(plain.local_addr().unwrap()).unwrap_err();
     assert_eq!(err.kind(), std::io::ErrorKind::AddrInUse, "{err}");
 }
+
+#[tokio::test]
+async fn http2_clients_are_served_by_the_workers_too() {
+    let env = env().await;
+    let listener = crate::workers::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let gateway = start_on(&env, &["--workers", "2"], listener).await;
+    let token = env.token(json!({}));
+    // Prior knowledge (h2c): several streams on one connection, to one worker.
+    let client = Client::builder(TokioExecutor::new())
+        .http2_only(true)
+        .build_http::<Body>();
+    for n in 0..4 {
+        let response = within(
+            client.request(
+                request(gateway.local_addr(), &format!("/h2/{n}"), Some(&token))
+                    .body(Body::empty())
+                    .unwrap(),
+            ),
+        )
+        .await
+        .unwrap();
+        assert_eq!(response.version(), http::Version::HTTP_2);
+        assert_eq!(response.status(), StatusCode::OK);
+        let body = within(response.into_body().collect())
+            .await
+            .unwrap()
+            .to_bytes();
+        let echo: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(echo["path"], format!("/base/h2/{n}"));
+        assert_eq!(echo["headers"]["x-auth-sub"], "alice");
+    }
+    gateway.shutdown().await.unwrap();
+}
