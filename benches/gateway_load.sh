@@ -14,20 +14,27 @@
 #
 # Each run reports requests per second, the p99 latency (wrk --latency), and the proxy's own CPU
 # time per request (user + system of the proxy's processes, from /proc: nginx's master and
-# workers, or the gateway). ROUNDS rounds of all the runs are interleaved and the medians
+# workers, or the gateway) and the share of it spent in the kernel (system). ROUNDS rounds of all the runs are interleaved and the medians
 # reported, so that a slow moment of a shared machine does not land on one run only. The proxies
-# (nginx with WORKERS worker processes, the gateway with as many Tokio workers) and the upstream
-# share the machine's cores with wrk, unpinned: the same cores for nginx and the gateway.
+# (nginx with WORKERS worker processes, the gateway with as many worker threads, `--workers`, set
+# through GATEWAY_WORKERS; TOKIO_WORKER_THREADS sizes a BASELINE gateway from before that flag,
+# which warns about the variable it does not know) and the upstream share the machine's cores with
+# wrk, unpinned: the same cores for nginx and the gateway.
 #
 # Needs: cargo, curl, nginx, wrk (installed with apt-get when missing); PROFILE=1 also needs perf
 # (linux-perf) and inferno (cargo install inferno): it records the gateway under runs (2) and (3)
 # after the rounds and writes flame graphs to $SCRATCH/flamegraph-*.svg.
 #
+# PERF_STAT=1, after the rounds, counts the system calls, context switches and CPU time of nginx
+# `proxy_pass` and of each gateway per request (`perf stat -e
+# task-clock,context-switches,raw_syscalls:sys_enter` on the proxy's processes for 4 s in the
+# middle of a 6 s wrk run of the same load); needs perf.
+#
 # BASELINE=PATH adds (2b): another gateway binary (e.g. one built from an older commit), with its
 # default settings and one repeated token, for a before/after within one run.
 #
 # Usage: benches/gateway_load.sh   (ROUNDS=3 DURATION=10s CONNECTIONS=64 THREADS=2 TOKENS=20000
-#                                   WORKERS=2 PROFILE=0 BASELINE=)
+#                                   WORKERS=2 PROFILE=0 PERF_STAT=0 BASELINE=)
 set -euo pipefail
 
 ROUNDS=${ROUNDS:-3}
@@ -37,6 +44,7 @@ THREADS=${THREADS:-2}
 TOKENS=${TOKENS:-20000}
 WORKERS=${WORKERS:-2}
 PROFILE=${PROFILE:-0}
+PERF_STAT=${PERF_STAT:-0}
 SCRATCH=${SCRATCH:-${TMPDIR:-/tmp}/tower-jwt-auth-gateway-load}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 UPSTREAM=127.0.0.1:18090
@@ -62,8 +70,10 @@ done
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 [ -x "$NGINX" ] || { install nginx; NGINX=$(command -v nginx || echo /usr/sbin/nginx); }
 command -v wrk >/dev/null || install wrk
-if [ "$PROFILE" = 1 ]; then
+if [ "$PROFILE" = 1 ] || [ "$PERF_STAT" = 1 ]; then
     command -v perf >/dev/null || install linux-perf
+fi
+if [ "$PROFILE" = 1 ]; then
     command -v inferno-flamegraph >/dev/null || {
         echo "PROFILE=1 needs inferno: cargo install inferno" >&2
         exit 1
@@ -183,7 +193,7 @@ wait_for "http://$NGINX_PROXY/hello"
 
 start_gateway() { # binary, listen address, log file, then more flags
     local binary=$1 listen=$2 log=$3; shift 3
-    TOKIO_WORKER_THREADS=$WORKERS "$binary" --listen "$listen" --upstream "http://$UPSTREAM" \
+    GATEWAY_WORKERS=$WORKERS TOKIO_WORKER_THREADS=$WORKERS "$binary" --listen "$listen" --upstream "http://$UPSTREAM" \
         --issuer "$ISSUER" --jwks-url "http://$UPSTREAM/jwks.json" --audience "$AUDIENCE" "$@" \
         </dev/null >/dev/null 2>"$log" &
     PIDS+=($!)
@@ -208,12 +218,14 @@ for addr in "${GATEWAYS[@]}"; do
 done
 
 TICKS=$(getconf CLK_TCK)
-cpu_ticks() { # user + system ticks of a process and its children processes (nginx's workers)
-    local pid total=0
+cpu_ticks() { # "user system" ticks of a process and its children processes (nginx's workers)
+    local pid user=0 system=0 times
     for pid in "$1" $(ps -o pid= --ppid "$1"); do
-        total=$((total + $(awk '{print $14 + $15}' "/proc/$pid/stat" 2>/dev/null || echo 0)))
+        times=($(awk '{print $14, $15}' "/proc/$pid/stat" 2>/dev/null || echo 0 0))
+        user=$((user + times[0]))
+        system=$((system + times[1]))
     done
-    echo "$total"
+    echo "$user $system"
 }
 
 run() { # name, proxy pid, url, then wrk options, then optionally `--` and the Lua script's arguments
@@ -222,12 +234,13 @@ run() { # name, proxy pid, url, then wrk options, then optionally `--` and the L
     while [ $# -gt 0 ] && [ "$1" != -- ]; do options+=("$1"); shift; done
     if [ $# -gt 0 ]; then shift; script_args=("$@"); fi
     local cpu0 cpu1 out
-    cpu0=$(cpu_ticks "$pid")
+    cpu0=($(cpu_ticks "$pid"))
     out=$(wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency "${options[@]}" "$url" \
         ${script_args[@]+-- "${script_args[@]}"})
-    cpu1=$(cpu_ticks "$pid")
+    cpu1=($(cpu_ticks "$pid"))
     echo "$out" >>"$SCRATCH/$name.txt"
-    echo "$out" | awk -v name="$name" -v ticks="$TICKS" -v cpu="$((cpu1 - cpu0))" '
+    echo "$out" | awk -v name="$name" -v ticks="$TICKS" -v user="$((cpu1[0] - cpu0[0]))" \
+        -v kernel="$((cpu1[1] - cpu0[1]))" '
         function ms(value) {
             if (value ~ /us$/) return value / 1000
             if (value ~ /ms$/) return value + 0
@@ -241,7 +254,9 @@ run() { # name, proxy pid, url, then wrk options, then optionally `--` and the L
         $1 == "99%" { p99 = ms($2) }
         END {
             if (bad > 0 || requests == 0) { print name ": " bad " failed requests" > "/dev/stderr"; exit 1 }
-            printf "%s %.0f %.2f %.1f\n", name, rps, p99, cpu / ticks * 1e6 / requests
+            cpu = user + kernel
+            printf "%s %.0f %.2f %.1f %.0f\n", name, rps, p99, cpu / ticks * 1e6 / requests,
+                cpu ? 100 * kernel / cpu : 0
         }'
 }
 
@@ -274,10 +289,10 @@ median() { # column of rounds.txt; prints "name median" per run
             }
         }' | sort
 }
-join <(median 2) <(median 3) | join - <(median 4) >"$SCRATCH/summary.txt"
+join <(median 2) <(median 3) | join - <(median 4) | join - <(median 5) >"$SCRATCH/summary.txt"
 {
-    echo "run                            req/s   p99 ms   proxy CPU µs/request   (medians of $ROUNDS rounds)"
-    awk '{printf "%-29s %7.0f %8.2f %22.1f\n", $1, $2, $3, $4}' "$SCRATCH/summary.txt"
+    echo "run                            req/s   p99 ms   proxy CPU µs/request  of which system   (medians of $ROUNDS rounds)"
+    awk '{printf "%-29s %7.0f %8.2f %22.1f %15.0f%%\n", $1, $2, $3, $4, $5}' "$SCRATCH/summary.txt"
     awk '
         { rps[$1] = $2 }
         END {
@@ -301,6 +316,43 @@ join <(median 2) <(median 3) | join - <(median 4) >"$SCRATCH/summary.txt"
         }' "$SCRATCH/rounds.txt"
 } | tee "$SCRATCH/report.txt"
 echo "access log lines written by (2a): $(wc -l <"$RUN/gateway-access.log"); ANSI escapes in it: $(grep -c $'\e\[' "$RUN/gateway-access.log" || true)" | tee -a "$SCRATCH/report.txt"
+
+if [ "$PERF_STAT" = 1 ]; then
+    counted() { # name, proxy pid, then wrk options and url as for run()
+        local name=$1 pid=$2; shift 2
+        local pids out rps
+        # nginx's workers (its master does not take part in a request), or the gateway.
+        pids=$( (ps -o pid= --ppid "$pid" || true) | tr -d ' ' | paste -sd,)
+        [ -n "$pids" ] || pids=$pid
+        wrk -t"$THREADS" -c"$CONNECTIONS" -d6s "$@" >"$SCRATCH/perf-stat-wrk-$name.txt" &
+        local wrk_pid=$!
+        sleep 1
+        perf stat -x, -e task-clock,context-switches,raw_syscalls:sys_enter -p "$pids" -- sleep 4 \
+            2>"$SCRATCH/perf-stat-$name.csv" >/dev/null
+        wait "$wrk_pid"
+        rps=$(awk '/Requests\/sec/ {print $2}' "$SCRATCH/perf-stat-wrk-$name.txt")
+        # task-clock is in ms; per request over the 4 s window at the run's mean rate.
+        awk -F, -v name="$name" -v rps="$rps" '
+            $3 == "task-clock" { cpu = $1 }
+            $3 == "context-switches" { cs = $1 }
+            $3 == "raw_syscalls:sys_enter" { sc = $1 }
+            END {
+                n = rps * 4
+                printf "%-29s %8.0f %10.1f %10.2f %10.2f\n", name, rps, cpu * 1000 / n, sc / n, cs / n
+            }' "$SCRATCH/perf-stat-$name.csv"
+    }
+    {
+        echo
+        echo "perf stat, per request        req/s   CPU µs   syscalls   ctx switches"
+        counted 1_nginx_proxy "$NGINX_PROXY_PID" "${HEADER[@]}" "http://$NGINX_PROXY/hello"
+        counted 2_gateway_one_token "$GATEWAY_PID" "${HEADER[@]}" "http://$GATEWAY/hello"
+        counted 3_gateway_distinct_no_cache "$GATEWAY_NO_CACHE_PID" -s "$RUN/tokens.lua" \
+            "http://$GATEWAY_NO_CACHE/hello" -- "$TOKEN_FILE" "$THREADS"
+        if [ -n "$BASELINE" ]; then
+            counted 2b_baseline_one_token "$GATEWAY_BASELINE_PID" "${HEADER[@]}" "http://$GATEWAY_BASELINE/hello"
+        fi
+    } | tee -a "$SCRATCH/report.txt"
+fi
 
 if [ "$PROFILE" = 1 ]; then
     profile() { # name, gateway pid, then wrk options and url as for run()

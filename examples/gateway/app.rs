@@ -16,15 +16,14 @@ use axum::extract::State;
 use axum::http::{HeaderValue, Request, Response, StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
-use axum::serve::ListenerExt as _;
 use serde_json::Value;
 use tokio::net::TcpListener;
-use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tower::{Layer as _, ServiceExt as _};
 use tower_jwt_auth::{AuthError, Authorize, DefaultRejection, JwtAuth, JwtAuthLayer};
 
 use crate::config::{Config, IssuerConfig, Mode, RouteRules, Upstream};
+use crate::demo::page::Page;
 use crate::demo::{Demo, DemoError};
 use crate::forward_auth::{self, Original};
 use crate::headers::ClaimHeaders;
@@ -34,6 +33,7 @@ use crate::proxy::{Forwarder, UpstreamFailure};
 use crate::routes::CheckedPath;
 use crate::upgrade::{self, TokenFromProtocol};
 use crate::upstream::TlsError;
+use crate::workers::{self, Sharing, Workers};
 
 /// Why the gateway could not start.
 #[derive(Debug, thiserror::Error)]
@@ -50,6 +50,12 @@ pub enum StartError {
     Config(#[from] crate::config::ConfigError),
     #[error("cannot read the listener's address: {0}")]
     Listener(#[source] std::io::Error),
+    #[error("cannot start the {workers} worker threads (--workers): {source}")]
+    Workers {
+        workers: usize,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("cannot listen on {addr} (--admin-listen): {source}")]
     AdminListener {
         addr: SocketAddr,
@@ -79,7 +85,7 @@ impl From<tower_jwt_auth::ConfigError> for StartError {
     }
 }
 
-/// What the gateway needs once its keys are loaded.
+/// What a worker needs once the keys are loaded.
 struct Ready {
     /// The JWT layer around the scope rules and the target.
     protected: JwtAuth<Protected, Value, DefaultRejection>,
@@ -87,6 +93,37 @@ struct Ready {
     routes: Arc<RouteRules>,
     token_from_websocket_protocol: bool,
     sender: crate::sender::SenderSettings,
+}
+
+/// What [`prepare`] sets up once for every worker; each worker's [`Ready`] is made from it.
+struct Prepared {
+    layer: JwtAuthLayer<Value>,
+    target: Target,
+    routes: Arc<RouteRules>,
+    /// The check of each scope rule, by the rule's index.
+    authorizers: Arc<Vec<Authorize<DefaultRejection>>>,
+    token_from_websocket_protocol: bool,
+    sender: crate::sender::SenderSettings,
+}
+
+impl Prepared {
+    /// A worker's handling: the same layer (and so the same keys and token cache), with
+    /// upstream connection pools of the worker's own.
+    fn ready_for_worker(&self) -> Ready {
+        let target = self.target.for_worker();
+        let protected = self.layer.layer(Protected {
+            target: target.clone(),
+            routes: Arc::clone(&self.routes),
+            authorizers: Arc::clone(&self.authorizers),
+        });
+        Ready {
+            protected,
+            target,
+            routes: Arc::clone(&self.routes),
+            token_from_websocket_protocol: self.token_from_websocket_protocol,
+            sender: self.sender.clone(),
+        }
+    }
 }
 
 /// What an allowed request gets: forwarded to the upstream, or, in forward-auth mode, a `200` for
@@ -98,6 +135,14 @@ enum Target {
 }
 
 impl Target {
+    /// The same target with upstream connection pools of its own, for one worker.
+    fn for_worker(&self) -> Self {
+        match self {
+            Self::Proxy(forwarder) => Self::Proxy(Arc::new(forwarder.with_own_pools())),
+            Self::ForwardAuth(claim_headers) => Self::ForwardAuth(Arc::clone(claim_headers)),
+        }
+    }
+
     /// Answers `request` for the canonical `path`; with `authenticated`, the token and claims the
     /// layer verified (in the request's extensions) go to the upstream or the proxy as headers.
     async fn respond(
@@ -115,7 +160,7 @@ impl Target {
     }
 }
 
-/// Shared by every request.
+/// Shared by every request of one worker (the layer and the metrics by every worker).
 pub(crate) struct AppState {
     ready: OnceLock<Ready>,
     pub(crate) layer: Arc<OnceLock<JwtAuthLayer<Value>>>,
@@ -130,8 +175,7 @@ pub struct Gateway {
     addr: SocketAddr,
     admin_addr: Option<SocketAddr>,
     demo: Option<Demo>,
-    shutdown: Option<oneshot::Sender<()>>,
-    server: JoinHandle<std::io::Result<()>>,
+    workers: Workers,
     admin: Option<JoinHandle<std::io::Result<()>>>,
 }
 
@@ -151,20 +195,21 @@ impl Gateway {
         self.demo.as_ref()
     }
 
-    /// Stops accepting connections; requests in flight go on. Idempotent.
-    pub fn begin_shutdown(&mut self) {
-        if let Some(shutdown) = self.shutdown.take() {
-            let _ = shutdown.send(());
-        }
+    /// How the workers share the listening address.
+    #[cfg_attr(not(test), allow(dead_code))]
+    pub fn sharing(&self) -> Sharing {
+        self.workers.sharing()
     }
 
-    /// Waits until the server has stopped (after [`begin_shutdown`](Self::begin_shutdown), once
+    /// Stops accepting connections; requests in flight go on. Idempotent.
+    pub fn begin_shutdown(&mut self) {
+        self.workers.begin_shutdown();
+    }
+
+    /// Waits until every worker has stopped (after [`begin_shutdown`](Self::begin_shutdown), once
     /// every request in flight is answered), then stops the demo servers.
     pub async fn wait(mut self) -> std::io::Result<()> {
-        let result = match (&mut self.server).await {
-            Ok(result) => result,
-            Err(join) => Err(std::io::Error::other(join)),
-        };
+        let result = self.workers.wait().await;
         if let Some(demo) = &self.demo {
             for task in &demo.tasks {
                 task.abort();
@@ -183,9 +228,10 @@ impl Gateway {
     }
 }
 
-/// Starts serving on `listener` (and the admin listener, if configured) at once (`/healthz`
-/// answers `503` until the keys are loaded), then sets up the demo or the issuers, and returns
-/// when the gateway is ready.
+/// Starts serving on `listener` with `config.workers` worker threads (see [`crate::workers`];
+/// bind it with [`crate::workers::bind`] for a listener per worker), and the admin listener if
+/// configured, at once (`/healthz` answers `503` until the keys are loaded), then sets up the
+/// demo or the issuers, and returns when the gateway is ready.
 pub async fn start(config: Config, listener: TcpListener) -> Result<Gateway, StartError> {
     let addr = listener.local_addr().map_err(StartError::Listener)?;
     let admin_listener =
@@ -199,78 +245,60 @@ pub async fn start(config: Config, listener: TcpListener) -> Result<Gateway, Sta
             })?),
         };
     let layer_cell = Arc::new(OnceLock::new());
-    let state = Arc::new(AppState {
-        ready: OnceLock::new(),
-        layer: Arc::clone(&layer_cell),
-        metrics: Metrics::new(layer_cell),
-        forward_auth: matches!(config.mode, Mode::ForwardAuth { .. }),
-        access_log: config.access_log,
-    });
-    let mut app = Router::new().route("/healthz", get(health::healthz));
-    // The RFC 9728 document, public, at its well-known path and the root form.
-    if let Some(resource) = &config.auth.sender.resource {
-        let path = tower_jwt_auth::ProtectedResource::new(resource.clone()).well_known_path();
-        app = app.route(&path, get(resource_metadata));
-        if path != tower_jwt_auth::WELL_KNOWN_PREFIX {
-            app = app.route(tower_jwt_auth::WELL_KNOWN_PREFIX, get(resource_metadata));
-        }
-    }
-    if admin_listener.is_none() {
-        app = app.route("/metrics", get(health::metrics_text));
-    }
-    let mut app = app.fallback(dispatch).with_state(Arc::clone(&state));
-    // Demo mode only: the page at `/` (and `/_demo/…`), served once the demo is up.
-    let page = crate::demo::page::Page::default();
-    if matches!(config.mode, Mode::Demo { .. }) {
-        app = app.merge(page.routes());
-    }
-    let (shutdown, signal) = oneshot::channel::<()>();
-    // As nginx (`tcp_nodelay on`): a response written in two parts (headers, then the body as
-    // the upstream sends it) must not wait for the client's delayed ACK.
-    let listener = listener.tap_io(|tcp| {
-        if let Err(err) = tcp.set_nodelay(true) {
-            tracing::debug!(error = %err, "cannot set TCP_NODELAY");
-        }
-    });
-    let server = tokio::spawn(async move {
-        axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(async move {
-            let _ = signal.await;
+    let metrics = Metrics::new(Arc::clone(&layer_cell));
+    // One state per worker: its `Ready` holds its own upstream connection pools.
+    let states: Vec<Arc<AppState>> = (0..config.workers)
+        .map(|_| {
+            Arc::new(AppState {
+                ready: OnceLock::new(),
+                layer: Arc::clone(&layer_cell),
+                metrics: metrics.clone(),
+                forward_auth: matches!(config.mode, Mode::ForwardAuth { .. }),
+                access_log: config.access_log,
+            })
         })
-        .await
-    });
+        .collect();
+    // Demo mode only: the page at `/` (and `/_demo/…`), served once the demo is up.
+    let page = Page::default();
+    let routers = states
+        .iter()
+        .map(|state| router(&config, admin_listener.is_some(), state, &page))
+        .collect();
+    let workers = workers::start(listener, routers).map_err(|source| StartError::Workers {
+        workers: config.workers,
+        source,
+    })?;
     let mut admin_addr = None;
-    let admin = match admin_listener {
-        None => None,
-        Some(listener) => {
+    let admin = match (admin_listener, states.first()) {
+        (Some(listener), Some(state)) => {
             admin_addr = Some(listener.local_addr().map_err(StartError::Listener)?);
             let admin = Router::new()
                 .route("/healthz", get(health::healthz_details))
                 .route("/metrics", get(health::metrics_text))
-                .with_state(Arc::clone(&state));
+                .with_state(Arc::clone(state));
             Some(tokio::spawn(
                 async move { axum::serve(listener, admin).await },
             ))
         }
+        _ => None,
     };
+    tracing::debug!(workers = config.workers, sharing = ?workers.sharing(), "workers started");
     let mut gateway = Gateway {
         addr,
         admin_addr,
         demo: None,
-        shutdown: Some(shutdown),
-        server,
+        workers,
         admin,
     };
     match prepare(&config, &mut gateway).await {
-        Ok((layer, ready)) => {
+        Ok(prepared) => {
             if let Some(demo) = &gateway.demo {
                 page.open(demo, &config);
             }
-            let _ = state.layer.set(layer);
-            let _ = state.ready.set(ready);
+            let _ = layer_cell.set(prepared.layer.clone());
+            for state in &states {
+                let _ = state.ready.set(prepared.ready_for_worker());
+            }
             Ok(gateway)
         }
         Err(err) => {
@@ -280,11 +308,31 @@ pub async fn start(config: Config, listener: TcpListener) -> Result<Gateway, Sta
     }
 }
 
+/// The routes of one worker: `/healthz`, the RFC 9728 document, `/metrics` (unless on the admin
+/// listener), the demo page in demo mode, and [`dispatch`] for every other path.
+fn router(config: &Config, admin_listener: bool, state: &Arc<AppState>, page: &Page) -> Router {
+    let mut app = Router::new().route("/healthz", get(health::healthz));
+    // The RFC 9728 document, public, at its well-known path and the root form.
+    if let Some(resource) = &config.auth.sender.resource {
+        let path = tower_jwt_auth::ProtectedResource::new(resource.clone()).well_known_path();
+        app = app.route(&path, get(resource_metadata));
+        if path != tower_jwt_auth::WELL_KNOWN_PREFIX {
+            app = app.route(tower_jwt_auth::WELL_KNOWN_PREFIX, get(resource_metadata));
+        }
+    }
+    if !admin_listener {
+        app = app.route("/metrics", get(health::metrics_text));
+    }
+    let app = app.fallback(dispatch).with_state(Arc::clone(state));
+    if matches!(config.mode, Mode::Demo { .. }) {
+        app.merge(page.routes())
+    } else {
+        app
+    }
+}
+
 /// Builds the layer (fetching the keys) and the forwarding for `config`.
-async fn prepare(
-    config: &Config,
-    gateway: &mut Gateway,
-) -> Result<(JwtAuthLayer<Value>, Ready), StartError> {
+async fn prepare(config: &Config, gateway: &mut Gateway) -> Result<Prepared, StartError> {
     let (upstream, issuers) = match &config.mode {
         Mode::Demo { audience } => {
             let demo = Demo::start(audience.clone()).await?;
@@ -325,11 +373,6 @@ async fn prepare(
         .iter()
         .map(|rule| Authorize::all_scopes(rule.scopes.clone()).with_rejection(rejection.clone()))
         .collect();
-    let protected = layer.layer(Protected {
-        target: target.clone(),
-        routes: Arc::clone(&routes),
-        authorizers: Arc::new(authorizers),
-    });
     tracing::info!(
         listen = %gateway.addr,
         admin = ?gateway.admin_addr,
@@ -338,16 +381,14 @@ async fn prepare(
         demo = gateway.demo.is_some(),
         "gateway ready"
     );
-    Ok((
+    Ok(Prepared {
         layer,
-        Ready {
-            protected,
-            target,
-            routes,
-            token_from_websocket_protocol: config.auth.token_from_websocket_protocol,
-            sender: config.auth.sender.clone(),
-        },
-    ))
+        target,
+        routes,
+        authorizers: Arc::new(authorizers),
+        token_from_websocket_protocol: config.auth.token_from_websocket_protocol,
+        sender: config.auth.sender.clone(),
+    })
 }
 
 async fn build_layer(

@@ -42,6 +42,12 @@ pub struct Cli {
     #[arg(long, env = "GATEWAY_LISTEN", value_name = "ADDR")]
     pub listen: Option<String>,
 
+    /// Worker threads serving --listen, each with its own event loop, listener (SO_REUSEPORT) and
+    /// upstream connections, as nginx's worker processes: a request is answered by the thread
+    /// that accepted its connection [default: the number of CPUs the process may use]
+    #[arg(long, env = "GATEWAY_WORKERS", value_name = "N")]
+    pub workers: Option<usize>,
+
     /// Upstream base URL (http or https); the request path is appended to its path
     #[arg(long, env = "GATEWAY_UPSTREAM", value_name = "URL")]
     pub upstream: Option<String>,

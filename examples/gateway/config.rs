@@ -23,6 +23,9 @@ pub const ISS_HEADER: &str = "x-auth-iss";
 pub const SCOPE_HEADER: &str = "x-auth-scope";
 
 const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+/// A bound on `--workers` that no machine reaches, so that a typo (`--workers 20000`) is refused
+/// rather than starting that many threads.
+const MAX_WORKERS: usize = 1024;
 const DEFAULT_UPSTREAM_TIMEOUT: Duration = Duration::from_secs(30);
 const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(30);
 /// The audience of the demo issuer's tokens, unless one is configured.
@@ -96,6 +99,8 @@ pub struct Config {
     pub listen: SocketAddr,
     /// How `listen` was set, for the message when the address is taken.
     pub listen_origin: String,
+    /// Threads serving `listen`, each with its own runtime, listener and upstream connections.
+    pub workers: usize,
     /// Where `/healthz` with the key sets' details and `/metrics` are served, if apart.
     pub admin_listen: Option<SocketAddr>,
     pub mode: Mode,
@@ -275,6 +280,18 @@ pub fn resolve(args: &Args, file: Option<(&Path, &FileConfig)>) -> Result<Config
     let listen = listen_text
         .parse::<SocketAddr>()
         .map_err(|err| invalid(&listen_origin, &listen_text, err))?;
+    let workers = match pick!(workers) {
+        None => default_workers(),
+        Some((0, origin)) => return Err(invalid(&origin, "0", "must be at least 1")),
+        Some((count, origin)) if count > MAX_WORKERS => {
+            return Err(invalid(
+                &origin,
+                &count.to_string(),
+                format!("must be at most {MAX_WORKERS}"),
+            ));
+        }
+        Some((count, _)) => count,
+    };
     let admin_listen = match pick!(admin_listen) {
         None => None,
         Some((text, origin)) => Some(
@@ -559,6 +576,7 @@ pub fn resolve(args: &Args, file: Option<(&Path, &FileConfig)>) -> Result<Config
     Ok(Config {
         listen,
         listen_origin,
+        workers,
         admin_listen,
         mode,
         upstream_timeout,
@@ -569,6 +587,12 @@ pub fn resolve(args: &Args, file: Option<(&Path, &FileConfig)>) -> Result<Config
         log_format,
         access_log: flag!(access_log),
     })
+}
+
+/// One worker per CPU the process may use (its affinity and cgroup quota included), as nginx's
+/// `worker_processes auto`.
+fn default_workers() -> usize {
+    std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
 }
 
 #[cfg(test)]

@@ -56,6 +56,39 @@ fn access_log_and_token_cache_come_from_flags_and_file() {
 }
 
 #[test]
+fn workers_default_to_the_cpus_and_come_from_flag_and_file() {
+    let cpus = std::thread::available_parallelism().unwrap().get();
+    assert_eq!(resolve_with(REAL, None).unwrap().workers, cpus);
+    assert_eq!(
+        resolve_with(&[REAL, &["--workers", "3"]].concat(), None)
+            .unwrap()
+            .workers,
+        3
+    );
+    let file = "workers = 2\n";
+    assert_eq!(resolve_with(REAL, Some(file)).unwrap().workers, 2);
+    let config = resolve_with(&[REAL, &["--workers=5"]].concat(), Some(file)).unwrap();
+    assert_eq!(config.workers, 5, "the command line beats the file");
+}
+
+#[test]
+fn zero_or_absurd_worker_counts_are_refused_with_the_setting_named() {
+    let err = resolve_with(&[REAL, &["--workers", "0"]].concat(), None).unwrap_err();
+    assert_eq!(err.setting(), "--workers");
+    assert_eq!(err.to_string(), "invalid --workers `0`: must be at least 1");
+    let err = resolve_with(&[REAL, &["--workers", "100000"]].concat(), None).unwrap_err();
+    assert!(err.to_string().contains("must be at most 1024"), "{err}");
+    let err = resolve_with(REAL, Some("workers = 0\n")).unwrap_err();
+    assert_eq!(err.setting(), "`workers` in gateway.toml");
+    assert!(Args::try_parse_from(["gateway", "--workers", "-1"]).is_err());
+    assert!(Args::try_parse_from(["gateway", "--workers", "many"]).is_err());
+    assert!(matches!(
+        resolve_with(REAL, Some("workers = -1\n")),
+        Err(ConfigError::ParseFile { line: 1, .. })
+    ));
+}
+
+#[test]
 fn issuer_alone_uses_discovery_and_with_jwks_url_checks_iss() {
     let config = resolve_with(REAL, None).unwrap();
     let Mode::Proxy { upstream, issuers } = config.mode else {

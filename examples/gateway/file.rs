@@ -8,6 +8,7 @@ use super::*;
 #[serde(deny_unknown_fields)]
 pub struct FileConfig {
     pub(super) listen: Option<String>,
+    pub(super) workers: Option<usize>,
     pub(super) upstream: Option<String>,
     pub(super) upstream_timeout: Option<String>,
     pub(super) issuer: Option<String>,

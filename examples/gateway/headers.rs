@@ -61,26 +61,44 @@ pub fn is_forwarding(name: &str) -> bool {
 
 /// Removes the hop-by-hop headers, including those the `Connection` header names.
 pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
-    // One pass over the few headers a request has, rather than nine removals that each hash a
-    // name: most requests and responses carry none of them.
-    if !headers.keys().any(is_hop_by_hop) {
+    // One pass over the few headers a message has, noting which hop-by-hop ones are there,
+    // rather than a removal (a hash and a lookup) per hop-by-hop name: most requests carry none,
+    // and an upstream's response often only `Connection: keep-alive`.
+    let mut present = [false; HOP_BY_HOP.len()];
+    for name in headers.keys() {
+        if let Some(index) = HOP_BY_HOP.iter().position(|hop| hop == name) {
+            present[index] = true;
+        }
+    }
+    if !present.contains(&true) {
         return;
     }
-    // Most requests have no `Connection` header (HTTP/1.1 keeps the connection alive without
-    // one): nothing to collect then.
-    if headers.contains_key(header::CONNECTION) {
+    // `present[0]` is `Connection`. The headers it names go too; only those the message has are
+    // collected (`Connection: keep-alive` names a hop-by-hop header, `close` usually none).
+    if present[0] {
         let named: Vec<HeaderName> = headers
             .get_all(header::CONNECTION)
             .iter()
             .filter_map(|value| value.to_str().ok())
             .flat_map(|value| value.split(','))
-            .filter_map(|name| HeaderName::try_from(name.trim()).ok())
+            .map(str::trim)
+            .filter(|option| {
+                !HOP_BY_HOP
+                    .iter()
+                    .any(|hop| option.eq_ignore_ascii_case(hop.as_str()))
+                    && headers.contains_key(*option)
+            })
+            .filter_map(|option| HeaderName::try_from(option).ok())
             .collect();
         for name in named {
             headers.remove(name);
         }
     }
-    for name in &HOP_BY_HOP {
+    for (name, _) in HOP_BY_HOP
+        .iter()
+        .zip(present)
+        .filter(|(_, present)| *present)
+    {
         headers.remove(name);
     }
 }
@@ -286,6 +304,27 @@ mod tests {
         remove_hop_by_hop(&mut headers);
         assert_eq!(headers.len(), 1, "{headers:?}");
         assert!(headers.contains_key("x-kept"));
+    }
+
+    #[test]
+    fn every_connection_header_counts_and_absent_options_are_harmless() {
+        let mut headers = HeaderMap::new();
+        headers.append("connection", HeaderValue::from_static("keep-alive"));
+        headers.append(
+            "connection",
+            HeaderValue::from_static("close, x-one, X-Absent"),
+        );
+        headers.insert("x-one", HeaderValue::from_static("1"));
+        headers.insert("content-type", HeaderValue::from_static("text/plain"));
+        headers.insert("proxy-connection", HeaderValue::from_static("keep-alive"));
+        remove_hop_by_hop(&mut headers);
+        assert_eq!(headers.len(), 1, "{headers:?}");
+        assert!(headers.contains_key("content-type"));
+        // Nothing to remove: left as it was.
+        let mut plain = HeaderMap::new();
+        plain.insert("content-length", HeaderValue::from_static("6"));
+        remove_hop_by_hop(&mut plain);
+        assert_eq!(plain.len(), 1);
     }
 
     fn claim_headers() -> ClaimHeaders {

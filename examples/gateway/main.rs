@@ -15,6 +15,7 @@ mod demo;
 mod forward_auth;
 mod headers;
 mod health;
+mod http1_pool;
 mod inspect;
 mod metrics;
 mod proxy;
@@ -25,6 +26,7 @@ mod sender;
 mod tests;
 mod upgrade;
 mod upstream;
+mod workers;
 
 use std::io::IsTerminal as _;
 use std::process::ExitCode;
@@ -33,6 +35,12 @@ use tracing_appender::non_blocking::WorkerGuard;
 use tracing_subscriber::EnvFilter;
 
 use crate::config::{Args, Command, LogFormat};
+
+/// Each request allocates and frees buffers, header maps and futures of many sizes, some beyond
+/// glibc's per-thread cache (then its arenas' bins and their consolidation): mimalloc's
+/// per-thread free lists serve them all (see BENCHMARKS.md, section 4).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
     let mut args = Args::parse();
@@ -56,7 +64,9 @@ fn main() -> ExitCode {
             "unknown GATEWAY_* environment variable ignored (see --help)"
         );
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+    // Requests are served by the worker threads (`--workers`), each with a runtime of its own;
+    // this one runs the background work: key refresh, the admin listener, the demo servers.
+    let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .expect("cannot start the Tokio runtime");
@@ -64,7 +74,7 @@ fn main() -> ExitCode {
 }
 
 async fn run(config: config::Config) -> ExitCode {
-    let listener = match tokio::net::TcpListener::bind(config.listen).await {
+    let listener = match workers::bind(config.listen) {
         Ok(listener) => listener,
         Err(err) => {
             let origin = match config.listen_origin.as_str() {

@@ -1,5 +1,6 @@
-//! Forwarding a request to the upstream with `hyper-util`'s pooled client (HTTP/1.1, or HTTP/2
-//! when an HTTPS upstream offers it): hop-by-hop headers dropped, forwarding headers written by
+//! Forwarding a request to the upstream, over the worker's own HTTP/1.1 connections to a
+//! plain-http upstream ([`Http1Pool`]), or with `hyper-util`'s pooled client to an HTTPS one
+//! (HTTP/1.1, or HTTP/2 when it offers it) and for `Upgrade` requests: hop-by-hop headers dropped, forwarding headers written by
 //! the gateway, the verified claims added as headers (after removing any copy the client sent),
 //! the canonical path, bodies streamed both ways, and `Upgrade` requests tunnelled.
 
@@ -9,6 +10,7 @@ use std::time::Duration;
 use axum::body::Body;
 use axum::extract::ConnectInfo;
 use http::header::{self, HeaderValue};
+use http::uri::PathAndQuery;
 use http::{Request, Response, StatusCode, Uri, Version};
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
@@ -17,18 +19,30 @@ use hyper_util::rt::TokioExecutor;
 
 use crate::config::Forwarding;
 use crate::headers::{ClaimHeaders, remove_hop_by_hop, set_forwarding};
+use crate::http1_pool::Http1Pool;
 use crate::routes::CheckedPath;
 use crate::upgrade::{self, TokenFromProtocol};
 use crate::upstream::{self, TlsError, Upstream};
 
-type UpstreamClient = Client<HttpsConnector<HttpConnector>, Body>;
+type UpstreamConnector = HttpsConnector<HttpConnector>;
+type UpstreamClient = Client<UpstreamConnector, Body>;
 
 /// Sends requests to the upstream.
+///
+/// A client's pooled connection is driven by a task on the runtime that opened it: a worker
+/// thread sharing another's pool would hand its requests to that thread. Each worker has a
+/// forwarder of its own ([`with_own_pools`](Self::with_own_pools)).
 #[derive(Debug, Clone)]
 pub struct Forwarder {
+    /// A plain-http upstream's connections (requests other than `Upgrade` ones); `None` for an
+    /// https upstream, whose requests go through `client`.
+    http1: Option<Http1Pool>,
     client: UpstreamClient,
     /// For `Upgrade` requests: HTTP/1.1 only, since an upgrade can't go over HTTP/2.
     upgrade_client: UpstreamClient,
+    /// What the clients connect with (TLS settings and roots loaded once), for new pools.
+    connector: UpstreamConnector,
+    upgrade_connector: UpstreamConnector,
     upstream: Upstream,
     timeout: Duration,
     claim_headers: ClaimHeaders,
@@ -59,19 +73,29 @@ impl Forwarder {
         timeout: Duration,
         forwarding: &Forwarding,
     ) -> Result<Self, TlsError> {
-        let client = |http2| -> Result<UpstreamClient, TlsError> {
-            Ok(Client::builder(TokioExecutor::new())
-                .pool_idle_timeout(Duration::from_secs(60))
-                .build(upstream::connector(&upstream, timeout, http2)?))
-        };
+        let connector = upstream::connector(&upstream, timeout, true)?;
+        let upgrade_connector = upstream::connector(&upstream, timeout, false)?;
         Ok(Self {
-            client: client(true)?,
-            upgrade_client: client(false)?,
+            http1: Http1Pool::new(&upstream),
+            client: pooled(connector.clone()),
+            upgrade_client: pooled(upgrade_connector.clone()),
+            connector,
+            upgrade_connector,
             timeout,
             claim_headers: ClaimHeaders::new(forwarding),
             forward_authorization: forwarding.forward_authorization,
             upstream,
         })
+    }
+
+    /// The same forwarding with connection pools of its own (empty at first).
+    pub fn with_own_pools(&self) -> Self {
+        Self {
+            http1: Http1Pool::new(&self.upstream),
+            client: pooled(self.connector.clone()),
+            upgrade_client: pooled(self.upgrade_connector.clone()),
+            ..self.clone()
+        }
     }
 
     /// Forwards `request` to the canonical `path` and returns the upstream's response, or a
@@ -119,7 +143,11 @@ impl Forwarder {
             headers.insert(header::UPGRADE, protocol.clone());
         }
 
-        let uri = match self.upstream_uri(path, &parts.uri) {
+        let pooled = match (&upgrade, &self.http1) {
+            (None, Some(pool)) => Some(pool),
+            _ => None,
+        };
+        let uri = match self.upstream_uri(path, &parts.uri, pooled.is_none()) {
             Ok(uri) => uri,
             Err(err) => {
                 tracing::warn!(error = %err, "cannot build the upstream URI");
@@ -131,18 +159,21 @@ impl Forwarder {
         *upstream_request.uri_mut() = uri;
         *upstream_request.version_mut() = Version::HTTP_11;
         *upstream_request.headers_mut() = parts.headers;
-        let client = match upgrade {
-            Some(_) => &self.upgrade_client,
-            None => &self.client,
+        let sent = async {
+            match (pooled, &upgrade) {
+                (Some(pool), _) => pool.send(upstream_request).await.map_err(Box::from),
+                (None, Some(_)) => send(&self.upgrade_client, upstream_request).await,
+                (None, None) => send(&self.client, upstream_request).await,
+            }
         };
 
-        match tokio::time::timeout(self.timeout, client.request(upstream_request)).await {
+        match tokio::time::timeout(self.timeout, sent).await {
             Err(_) => {
                 tracing::warn!(upstream = %self.upstream.display(), timeout_ms = self.timeout.as_millis() as u64, "upstream timed out");
                 failure_response(UpstreamFailure::Timeout)
             }
             Ok(Err(err)) => {
-                tracing::warn!(upstream = %self.upstream.display(), error = %error_chain(&err), "upstream request failed");
+                tracing::warn!(upstream = %self.upstream.display(), error = %error_chain(err.as_ref()), "upstream request failed");
                 failure_response(UpstreamFailure::Unreachable)
             }
             Ok(Ok(mut response)) => {
@@ -166,13 +197,19 @@ impl Forwarder {
                         upgrade::answer_protocol(&mut parts.headers);
                     }
                 }
-                Response::from_parts(parts, Body::new(body))
+                Response::from_parts(parts, body)
             }
         }
     }
 
-    /// The upstream's base URL joined with the canonical path and the request's query.
-    fn upstream_uri(&self, path: &CheckedPath, uri: &Uri) -> Result<Uri, http::Error> {
+    /// The upstream's base path joined with the canonical path and the request's query; with
+    /// `absolute`, after the upstream's scheme and authority (for `hyper-util`'s client).
+    fn upstream_uri(
+        &self,
+        path: &CheckedPath,
+        uri: &Uri,
+        absolute: bool,
+    ) -> Result<Uri, http::Error> {
         let encoded = path.encoded();
         let query = uri.query();
         let mut path_and_query = String::with_capacity(
@@ -186,12 +223,33 @@ impl Forwarder {
             path_and_query.push('?');
             path_and_query.push_str(query);
         }
+        if !absolute {
+            return Ok(Uri::from(PathAndQuery::try_from(path_and_query)?));
+        }
         Uri::builder()
             .scheme(self.upstream.scheme.clone())
             .authority(self.upstream.authority.clone())
             .path_and_query(path_and_query)
             .build()
     }
+}
+
+type SendFailure = Box<dyn std::error::Error + Send + Sync>;
+
+/// Sends `request` with `client`; the response's body as the server's.
+async fn send(
+    client: &UpstreamClient,
+    request: Request<Body>,
+) -> Result<Response<Body>, SendFailure> {
+    let response = client.request(request).await?;
+    Ok(response.map(Body::new))
+}
+
+/// A client with a connection pool of its own: keep-alive, idle connections closed after 60 s.
+fn pooled(connector: UpstreamConnector) -> UpstreamClient {
+    Client::builder(TokioExecutor::new())
+        .pool_idle_timeout(Duration::from_secs(60))
+        .build(connector)
 }
 
 /// `502 Bad Gateway` or `504 Gateway Timeout`, with the failure in the extensions for metrics.

@@ -484,6 +484,9 @@ mod forward_auth;
 #[path = "tests_upstreams.rs"]
 mod upstreams;
 
+#[path = "tests_http1_pool.rs"]
+mod http1_pool;
+
 #[path = "tests_inspect.rs"]
 mod inspect;
 

@@ -1,6 +1,7 @@
 //! The gateway as operators see it: health, metrics, key loading, shutdown and demo mode.
 
 use super::*;
+use crate::workers::Sharing;
 
 #[tokio::test]
 async fn health_and_metrics() {
@@ -312,5 +313,118 @@ async fn public_healthz_tells_no_details_and_the_admin_listener_does() {
         get_path(addr, "/metrics", None).await.status,
         StatusCode::UNAUTHORIZED
     );
+    gateway.shutdown().await.unwrap();
+}
+
+/// Starts a gateway with `extra` flags on `listener`.
+async fn start_on(env: &Env, extra: &[&str], listener: TcpListener) -> Gateway {
+    let config = config::resolve(&Args::try_parse_from(env.args(extra)).unwrap(), None).unwrap();
+    within(app::start(config, listener)).await.unwrap()
+}
+
+/// Sends `count` requests, each on a connection of its own, and checks each is proxied with its
+/// claims.
+async fn proxied_on_fresh_connections(env: &Env, addr: SocketAddr, count: usize) {
+    let token = env.token(json!({}));
+    for n in 0..count {
+        let answer = get_path(addr, &format!("/items/{n}"), Some(&token)).await;
+        assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
+        let echo = answer.json();
+        assert_eq!(echo["path"], format!("/base/items/{n}"));
+        assert_eq!(echo["headers"]["x-auth-sub"], "alice");
+    }
+}
+
+/// Polls until a connection to `addr` is refused.
+async fn until_refused(addr: SocketAddr) {
+    within(async {
+        while tokio::net::TcpStream::connect(addr).await.is_ok() {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn two_workers_with_a_listener_each_serve_proxy_and_stop() {
+    let env = env().await;
+    let listener = crate::workers::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let gateway = start_on(&env, &["--workers", "2"], listener).await;
+    assert_eq!(gateway.sharing(), Sharing::ReusePort);
+    let addr = gateway.local_addr();
+    // Connections of their own, which the kernel spreads over the two listeners.
+    proxied_on_fresh_connections(&env, addr, 16).await;
+    let metrics = get_path(addr, "/metrics", None).await.text();
+    assert!(
+        metrics.contains("gateway_requests_total{outcome=\"accepted\"} 16"),
+        "the workers share the metrics: {metrics}"
+    );
+    gateway.shutdown().await.unwrap();
+    until_refused(addr).await;
+}
+
+#[tokio::test]
+async fn workers_share_a_listener_bound_without_reuse_port() {
+    let env = env().await;
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let gateway = start_on(&env, &["--workers", "3"], listener).await;
+    assert_eq!(gateway.sharing(), Sharing::SharedListener);
+    let addr = gateway.local_addr();
+    proxied_on_fresh_connections(&env, addr, 8).await;
+    gateway.shutdown().await.unwrap();
+    until_refused(addr).await;
+}
+
+#[tokio::test]
+async fn one_worker_serves_and_proxies() {
+    let env = env().await;
+    let listener = crate::workers::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let gateway = start_on(&env, &["--workers=1"], listener).await;
+    proxied_on_fresh_connections(&env, gateway.local_addr(), 4).await;
+    gateway.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_taken_address_is_refused_not_shared() {
+    // By another gateway (whose listeners allow SO_REUSEPORT) or by any other socket.
+    let first = crate::workers::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let addr = first.local_addr().unwrap();
+    let err = crate::workers::bind(addr).unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::AddrInUse, "{err}");
+    let plain = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let err = crate::workers::bind(plain.local_addr().unwrap()).unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::AddrInUse, "{err}");
+}
+
+#[tokio::test]
+async fn http2_clients_are_served_by_the_workers_too() {
+    let env = env().await;
+    let listener = crate::workers::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let gateway = start_on(&env, &["--workers", "2"], listener).await;
+    let token = env.token(json!({}));
+    // Prior knowledge (h2c): several streams on one connection, to one worker.
+    let client = Client::builder(TokioExecutor::new())
+        .http2_only(true)
+        .build_http::<Body>();
+    for n in 0..4 {
+        let response = within(
+            client.request(
+                request(gateway.local_addr(), &format!("/h2/{n}"), Some(&token))
+                    .body(Body::empty())
+                    .unwrap(),
+            ),
+        )
+        .await
+        .unwrap();
+        assert_eq!(response.version(), http::Version::HTTP_2);
+        assert_eq!(response.status(), StatusCode::OK);
+        let body = within(response.into_body().collect())
+            .await
+            .unwrap()
+            .to_bytes();
+        let echo: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(echo["path"], format!("/base/h2/{n}"));
+        assert_eq!(echo["headers"]["x-auth-sub"], "alice");
+    }
     gateway.shutdown().await.unwrap();
 }
