@@ -14,11 +14,11 @@
 # (`cargo install inferno`). BUILD_ONLY=1 builds and stops, so that a run under a lock
 # (`flock /work/bench.lock benches/miss_flamegraph.sh`) does not hold it while compiling.
 #
-# Usage: benches/miss_flamegraph.sh   (TOKENS=100000 REQUESTS=100000 FREQUENCY=499)
+# Usage: benches/miss_flamegraph.sh   (TOKENS=100000 REQUESTS=300000 FREQUENCY=499)
 set -euo pipefail
 
 TOKENS=${TOKENS:-100000}
-REQUESTS=${REQUESTS:-100000}
+REQUESTS=${REQUESTS:-300000}
 FREQUENCY=${FREQUENCY:-499}
 SCRATCH=${SCRATCH:-${TMPDIR:-/tmp}/tower-jwt-auth-load}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -57,6 +57,7 @@ inferno-flamegraph --title "miss path: $REQUESTS requests, distinct RS256 tokens
 echo "$OUT" >&2
 
 # The frames with the most samples: on the stack (each frame counted once a stack) and on top.
+# With cpu-clock, inferno weighs each stack by its sampling period in nanoseconds.
 awk '
     {
         count = $NF
@@ -70,7 +71,7 @@ awk '
         }
     }
     END {
-        printf "%d samples\n\ninclusive\n", total
+        printf "%.2f s of CPU time sampled\n\ninclusive\n", total / 1e9
         for (f in inclusive) printf "%6.2f%%  %s\n", 100 * inclusive[f] / total, f | "sort -rn | head -40"
         close("sort -rn | head -40")
         printf "\nself\n"
