@@ -435,6 +435,6 @@ if [ "$SWEEP" = 1 ]; then
     mkdir -p "$(dirname "$CHART")"
     cp "$SCRATCH/sweep.csv" "${CHART%.svg}.csv"
     "$CHART_BIN" "$SCRATCH/sweep.csv" "$CHART" \
-        "tower-jwt-auth under wrk -t$THREADS, $SWEEP_DURATION a point ($(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) shared cores)"
+        "wrk -t$THREADS, $SWEEP_DURATION a point, median of $SWEEP_ROUNDS round(s) ($(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) shared cores)"
     echo "load average after the sweep: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
 fi
