@@ -155,3 +155,34 @@ fn main() -> Result<(), Box<dyn Error>> {
     eprintln!("wrote {out}");
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn repeated_points_are_drawn_through_their_median_in_series_order() {
+        let csv = "series,connections,requests_per_second,cpu\n\
+                   no auth,16,300,1\n\
+                   no auth,8,100,1\n\
+                   layer,8,50,1\n\
+                   no auth,8,200,1\n\
+                   no auth,8,900,1\n";
+        let series = read_series(csv).unwrap();
+        let labels: Vec<&str> = series.iter().map(|s| s.label.as_str()).collect();
+        assert_eq!(labels, ["no auth", "layer"]);
+        assert_eq!(series[0].points, [(8, 200.0), (16, 300.0)]);
+        assert_eq!(series[1].points, [(8, 50.0)]);
+    }
+
+    #[test]
+    fn a_line_without_three_fields_is_an_error_naming_it() {
+        let error = read_series("header\nno auth,8\n").err().unwrap();
+        assert!(error.to_string().contains("line 2"), "{error}");
+    }
+
+    #[test]
+    fn median_of_an_even_count_is_the_mean_of_the_middle_two() {
+        assert_eq!(median(&mut [4.0, 1.0, 3.0, 2.0]), 2.5);
+    }
+}
