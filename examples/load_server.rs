@@ -3,8 +3,18 @@
 //! ```text
 //! load_server plain ADDR                 GET /hello without the layer; also serves GET /jwks
 //! load_server layer ADDR JWKS_URL        GET /hello behind the layer (RS256, iss and aud checked);
-//!                                        TOKEN_CACHE=N sets the cache size in bytes (0: off)
+//!                                        TOKEN_CACHE=N sets the cache size in bytes (0: off);
+//!                                        REVOKED=N gives it a revocation list of N revoked `jti`s,
+//!                                        none of them a `jti` of the `tokens` below
+//! load_server dpop ADDR JWKS_URL         the same with DPoP required (RFC 9449): external URL
+//!                                        http://ADDR, proofs accepted DPOP_WINDOW seconds around
+//!                                        their `iat` (default 3600, so that proofs signed before
+//!                                        the run stay usable), a replay cache of REPLAY_CAPACITY
+//!                                        proofs (default 4,000,000)
 //! load_server tokens N FILE              writes N distinct RS256 tokens, one per line
+//! load_server dpop-client URL SETS N DIR writes DIR/token (one RS256 token bound to a fresh ES256
+//!                                        client key) and DIR/proofs-1 … DIR/proofs-SETS, each N
+//!                                        distinct proofs (random `jti`) for GET URL with that token
 //! load_server jwks FILE                  writes the JWKS of the tokens' key (for a static server)
 //! load_server memory N CACHE_BYTES       verifies N distinct tokens in-process (for /usr/bin/time -v)
 //! load_server admission HOT ONE_OFF BYTES the hot set's hit rate while ONE_OFF one-off tokens pass
@@ -29,7 +39,9 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::{Algorithm as J, EncodingKey, Header};
 use serde::{Deserialize, Serialize};
-use tower_jwt_auth::{Issuer, JwtAuthLayer, KeySource};
+use tower_jwt_auth::dpop::{DpopConfig, DpopPolicy, InMemoryReplayCache};
+use tower_jwt_auth::test_util::DpopKey;
+use tower_jwt_auth::{Issuer, JwtAuthBuilder, JwtAuthLayer, KeySource, RevocationList};
 
 const ISSUER: &str = "https://issuer.load.test/";
 const AUDIENCE: &str = "load-api";
@@ -42,6 +54,12 @@ struct LoadClaims {
     sub: String,
     exp: i64,
     iat: i64,
+    /// Every token has one, as most issuers' access tokens do, so that a revocation list is
+    /// looked up for it.
+    jti: String,
+    /// The DPoP binding (`jkt`) of a DPoP-bound token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    cnf: Option<serde_json::Value>,
 }
 
 fn key_file(name: &str) -> Result<Vec<u8>, Box<dyn Error>> {
@@ -62,7 +80,15 @@ fn claims(n: usize) -> LoadClaims {
         sub: format!("user-{n}"),
         exp: now() + 3 * 3600,
         iat: now(),
+        jti: jti(1, n),
+        cnf: None,
     }
+}
+
+/// A UUID-shaped `jti` (36 characters, as most issuers mint them); `set` keeps the tokens' and the
+/// revocation list's values apart.
+fn jti(set: u32, n: usize) -> String {
+    format!("{set:08x}-0000-4000-8000-{n:012x}")
 }
 
 /// The JWKS of `tests/keys/rsa-a.pub.pem`, with `kid` and `alg`.
@@ -90,38 +116,104 @@ async fn serve(addr: &str, app: Router) -> Result<(), Box<dyn Error>> {
     Ok(())
 }
 
-/// Signs `n` distinct RS256 tokens on every core.
-fn write_tokens(n: usize, path: &str) -> Result<(), Box<dyn Error>> {
-    let key = EncodingKey::from_rsa_pem(&key_file("rsa-a.key.pem")?)?;
-    let mut header = Header::new(J::RS256);
-    header.kid = Some(KID.into());
+/// Writes `sign(0)` … `sign(n - 1)` to `path`, one per line, signed on every core.
+fn write_signed<E: Send>(
+    n: usize,
+    path: &str,
+    sign: impl Fn(usize) -> Result<String, E> + Sync,
+) -> Result<(), Box<dyn Error>>
+where
+    Box<dyn Error>: From<E>,
+{
     let threads = std::thread::available_parallelism().map_or(1, usize::from);
     let chunks: Vec<Vec<String>> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..threads)
             .map(|t| {
-                let (key, header) = (&key, &header);
-                scope.spawn(move || {
-                    (t..n)
-                        .step_by(threads)
-                        .map(|i| jsonwebtoken::encode(header, &claims(i), key))
-                        .collect::<Result<Vec<_>, _>>()
-                })
+                let sign = &sign;
+                scope.spawn(move || (t..n).step_by(threads).map(sign).collect())
             })
             .collect();
         handles
             .into_iter()
             .map(|handle| handle.join().map_err(|_| "a signing thread panicked"))
-            .collect::<Result<Vec<_>, _>>()
+            .collect::<Result<Vec<Result<Vec<_>, E>>, _>>()
     })?
     .into_iter()
     .collect::<Result<_, _>>()?;
     let mut out = std::io::BufWriter::new(std::fs::File::create(path)?);
-    for token in chunks.iter().flatten() {
-        writeln!(out, "{token}")?;
+    for line in chunks.iter().flatten() {
+        writeln!(out, "{line}")?;
     }
     out.flush()?;
-    eprintln!("wrote {n} tokens to {path}");
+    eprintln!("wrote {n} lines to {path}");
     Ok(())
+}
+
+/// The load issuer's signing key and token header (RS256, `kid`).
+fn signing_key() -> Result<(EncodingKey, Header), Box<dyn Error>> {
+    let key = EncodingKey::from_rsa_pem(&key_file("rsa-a.key.pem")?)?;
+    let mut header = Header::new(J::RS256);
+    header.kid = Some(KID.into());
+    Ok((key, header))
+}
+
+/// Signs `n` distinct RS256 tokens on every core.
+fn write_tokens(n: usize, path: &str) -> Result<(), Box<dyn Error>> {
+    let (key, header) = signing_key()?;
+    write_signed(n, path, |i| jsonwebtoken::encode(&header, &claims(i), &key))
+}
+
+/// One RS256 token bound to a fresh ES256 client key, and `sets` files of `n` distinct proofs of
+/// that key for `GET url` with that token: a file per round of the load script, so that no proof
+/// is ever sent twice (the replay cache refuses a proof's `jti` the second time).
+fn write_dpop_client(url: &str, sets: usize, n: usize, dir: &str) -> Result<(), Box<dyn Error>> {
+    let client = DpopKey::generate();
+    let (key, header) = signing_key()?;
+    let mut bound = claims(0);
+    bound.sub = "dpop-client".into();
+    bound.jti = jti(2, 0);
+    bound.cnf = Some(serde_json::json!({ "jkt": client.thumbprint() }));
+    let token = jsonwebtoken::encode(&header, &bound, &key)?;
+    std::fs::write(format!("{dir}/token"), &token)?;
+    for set in 1..=sets {
+        write_signed(n, &format!("{dir}/proofs-{set}"), |_| {
+            Ok::<_, std::convert::Infallible>(client.proof("GET", url).access_token(&token).sign())
+        })?;
+    }
+    Ok(())
+}
+
+/// A number from the environment variable `name`, or `default` when it is not set.
+fn env_number<N: std::str::FromStr>(name: &str, default: N) -> Result<N, Box<dyn Error>>
+where
+    N::Err: Error + 'static,
+{
+    match std::env::var(name) {
+        Ok(value) => Ok(value.parse().map_err(|err| format!("{name}: {err}"))?),
+        Err(_) => Ok(default),
+    }
+}
+
+/// The builder of the `layer` and `dpop` servers: keys from `jwks_url`, cache size from
+/// `TOKEN_CACHE`, and a revocation list of `REVOKED` entries if set.
+async fn server_builder(
+    issuer: Issuer,
+    jwks_url: &str,
+) -> Result<JwtAuthBuilder<LoadClaims>, Box<dyn Error>> {
+    let mut builder = JwtAuthLayer::builder()
+        .issuer(issuer.key(KeySource::jwks_url(jwks_url)))
+        .token_cache_bytes(cache_capacity()?);
+    let revoked: usize = env_number("REVOKED", 0)?;
+    if revoked > 0 {
+        let list = RevocationList::builder().max_entries(revoked).memory();
+        let exp = now() + 3 * 3600;
+        for i in 0..revoked {
+            list.revoke_token(&jti(0xdead, i), exp).await?;
+        }
+        eprintln!("revocation list of {} entries", list.status().entries);
+        builder = builder.revocation(list);
+    }
+    Ok(builder)
 }
 
 /// A layer trusting `key` for the load issuer and audience, with a cache of `capacity` bytes.
@@ -233,10 +325,7 @@ async fn send(
 
 /// The cache size in bytes: `TOKEN_CACHE` if set, else the default.
 fn cache_capacity() -> Result<u64, Box<dyn Error>> {
-    Ok(match std::env::var("TOKEN_CACHE") {
-        Ok(value) => value.parse()?,
-        Err(_) => tower_jwt_auth::DEFAULT_TOKEN_CACHE_BYTES,
-    })
+    env_number("TOKEN_CACHE", tower_jwt_auth::DEFAULT_TOKEN_CACHE_BYTES)
 }
 
 /// The request path of cache misses: the distinct RS256 tokens of `path`, `n` requests in all.
@@ -271,13 +360,34 @@ async fn main() -> Result<(), Box<dyn Error>> {
             serve(addr, app).await
         }
         ["layer", addr, jwks_url] => {
-            let layer = layer_with(KeySource::jwks_url(jwks_url), cache_capacity()?).await?;
+            let issuer = Issuer::new(ISSUER).audience(AUDIENCE);
+            let layer = server_builder(issuer, jwks_url).await?.build().await?;
             // The same route as `plain`: the layer still decodes every token's claims into
             // `LoadClaims` and puts them in the request, as it would for any handler.
             let app = Router::new().route("/hello", get(hello)).layer(layer);
             serve(addr, app).await
         }
+        ["dpop", addr, jwks_url] => {
+            let issuer = Issuer::new(ISSUER)
+                .audience(AUDIENCE)
+                .dpop(DpopPolicy::Required);
+            let window = std::time::Duration::from_secs(env_number("DPOP_WINDOW", 3600)?);
+            let replay = InMemoryReplayCache::new(env_number("REPLAY_CAPACITY", 4_000_000)?);
+            let layer = server_builder(issuer, jwks_url)
+                .await?
+                .external_url(format!("http://{addr}"))
+                .dpop(
+                    DpopConfig::default()
+                        .proof_window(window)
+                        .replay_cache(replay),
+                )
+                .build()
+                .await?;
+            let app = Router::new().route("/hello", get(hello)).layer(layer);
+            serve(addr, app).await
+        }
         ["tokens", n, path] => write_tokens(n.parse()?, path),
+        ["dpop-client", url, sets, n, dir] => write_dpop_client(url, sets.parse()?, n.parse()?, dir),
         ["jwks", path] => Ok(std::fs::write(path, jwks()?)?),
         ["memory", n, capacity] => memory(n.parse()?, capacity.parse()?).await,
         ["admission", hot, one_off, bytes] => {
@@ -285,6 +395,6 @@ async fn main() -> Result<(), Box<dyn Error>> {
         }
         ["profile", n] => profile(n.parse()?).await,
         ["profile-miss", path, n] => profile_miss(path, n.parse()?).await,
-        _ => Err("usage: load_server plain ADDR | layer ADDR JWKS_URL | tokens N FILE | jwks FILE | memory N CACHE_BYTES | admission HOT ONE_OFF BYTES | profile N | profile-miss FILE N".into()),
+        _ => Err("usage: load_server plain ADDR | layer ADDR JWKS_URL | dpop ADDR JWKS_URL | tokens N FILE | dpop-client URL SETS N DIR | jwks FILE | memory N CACHE_BYTES | admission HOT ONE_OFF BYTES | profile N | profile-miss FILE N".into()),
     }
 }
