@@ -6,8 +6,8 @@ mod support;
 
 use std::convert::Infallible;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, UNIX_EPOCH};
 
 use axum::Router;
 use axum::body::Body;
@@ -36,22 +36,6 @@ fn app(layer: JwtAuthLayer<Value>) -> Router {
     Router::new()
         .route("/me", get(|_: Claims<Value>| async { "ok" }))
         .layer(layer)
-}
-
-/// A clock the test sets by hand.
-#[derive(Default)]
-struct ManualClock(AtomicU64);
-
-impl ManualClock {
-    fn set(&self, seconds: i64) {
-        self.0.store(seconds as u64, Ordering::SeqCst);
-    }
-}
-
-impl Clock for ManualClock {
-    fn now(&self) -> SystemTime {
-        UNIX_EPOCH + Duration::from_secs(self.0.load(Ordering::SeqCst))
-    }
 }
 
 #[tokio::test]

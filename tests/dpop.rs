@@ -4,8 +4,8 @@
 mod support;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::sync::atomic::Ordering;
+use std::time::{Duration, UNIX_EPOCH};
 
 use axum::Router;
 use axum::body::Body;
@@ -24,24 +24,6 @@ use tower_jwt_auth::{
 
 const EXTERNAL: &str = "https://api.example.com";
 const URL: &str = "https://api.example.com/orders";
-
-/// A clock the test sets by hand.
-struct ManualClock(AtomicI64);
-
-impl ManualClock {
-    fn at(seconds: i64) -> Arc<Self> {
-        Arc::new(Self(AtomicI64::new(seconds)))
-    }
-    fn set(&self, seconds: i64) {
-        self.0.store(seconds, Ordering::SeqCst);
-    }
-}
-
-impl Clock for ManualClock {
-    fn now(&self) -> SystemTime {
-        UNIX_EPOCH + Duration::from_secs(self.0.load(Ordering::SeqCst) as u64)
-    }
-}
 
 fn issuer(policy: DpopPolicy) -> Issuer {
     Issuer::new(ISSUER)

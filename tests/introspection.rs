@@ -7,9 +7,12 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+mod support;
+
 use axum::body::Body;
 use http::{Request, StatusCode};
 use serde_json::{Value, json};
+use support::ManualClock;
 use tower::ServiceExt as _;
 use tower_jwt_auth::test_util::TestIssuer;
 use tower_jwt_auth::{
@@ -287,26 +290,15 @@ async fn only_one_issuer_may_introspect_and_an_issuer_may_have_only_introspectio
     assert!(!format!("{:?}", ClientCredentials::basic("id", "s3cr3t")).contains("s3cr3t"));
 }
 
-/// A clock the test sets.
-#[derive(Debug)]
-struct ManualClock(std::sync::atomic::AtomicI64);
-
-impl tower_jwt_auth::Clock for ManualClock {
-    fn now(&self) -> std::time::SystemTime {
-        let seconds = self.0.load(std::sync::atomic::Ordering::SeqCst);
-        std::time::UNIX_EPOCH + Duration::from_secs(seconds as u64)
-    }
-}
-
 #[tokio::test]
 async fn a_cached_answer_is_read_once_but_its_time_claims_and_validators_run_on_every_request() {
-    use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
     let issuer = TestIssuer::start().await.unwrap();
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs() as i64;
-    let clock = Arc::new(ManualClock(AtomicI64::new(now)));
+    let clock = ManualClock::at(now);
     let deny = Arc::new(AtomicBool::new(false));
     let validations = Arc::new(AtomicUsize::new(0));
     let layer = JwtAuthLayer::<Value>::builder()
@@ -345,7 +337,7 @@ async fn a_cached_answer_is_read_once_but_its_time_claims_and_validators_run_on_
         AuthError::ClaimsRejected(_)
     ));
     deny.store(false, Ordering::SeqCst);
-    clock.0.store(now + 61, Ordering::SeqCst);
+    clock.set(now + 61);
     assert_eq!(layer.verify(&token).await.unwrap_err(), AuthError::Expired);
     assert_eq!(
         issuer.introspection_requests(),

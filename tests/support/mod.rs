@@ -16,6 +16,27 @@ use serde_json::{Value, json};
 use tower::ServiceExt;
 use tower_jwt_auth::{Issuer, KeySource};
 
+/// A clock the test sets by hand, in seconds since the epoch.
+#[derive(Debug, Default)]
+pub struct ManualClock(std::sync::atomic::AtomicI64);
+
+impl ManualClock {
+    pub fn at(seconds: i64) -> std::sync::Arc<Self> {
+        std::sync::Arc::new(Self(std::sync::atomic::AtomicI64::new(seconds)))
+    }
+
+    pub fn set(&self, seconds: i64) {
+        self.0.store(seconds, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl tower_jwt_auth::Clock for ManualClock {
+    fn now(&self) -> SystemTime {
+        let seconds = self.0.load(std::sync::atomic::Ordering::SeqCst);
+        UNIX_EPOCH + std::time::Duration::from_secs(seconds.max(0) as u64)
+    }
+}
+
 pub const ISSUER: &str = "https://issuer.test/";
 pub const AUDIENCE: &str = "test-api";
 pub const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef";
