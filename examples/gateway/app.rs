@@ -2,12 +2,8 @@
 //! public-path check, the JWT layer, the scope rules, and the forwarding (or, in forward-auth
 //! mode, the answer to the proxy's check).
 
-use std::convert::Infallible;
-use std::future::Future;
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::{Arc, OnceLock};
-use std::task::{Context, Poll};
 use std::time::Instant;
 
 use axum::Router;
@@ -29,6 +25,7 @@ use crate::forward_auth::{self, Original};
 use crate::headers::ClaimHeaders;
 use crate::health;
 use crate::metrics::{Metrics, Outcome};
+use crate::protected::Protected;
 use crate::proxy::{Forwarder, UpstreamFailure};
 use crate::routes::CheckedPath;
 use crate::upgrade::{self, TokenFromProtocol};
@@ -129,7 +126,7 @@ impl Prepared {
 /// What an allowed request gets: forwarded to the upstream, or, in forward-auth mode, a `200` for
 /// the proxy that asked.
 #[derive(Clone)]
-enum Target {
+pub(crate) enum Target {
     Proxy(Arc<Forwarder>),
     ForwardAuth(Arc<ClaimHeaders>),
 }
@@ -145,7 +142,7 @@ impl Target {
 
     /// Answers `request` for the canonical `path`; with `authenticated`, the token and claims the
     /// layer verified (in the request's extensions) go to the upstream or the proxy as headers.
-    async fn respond(
+    pub(crate) async fn respond(
         &self,
         request: Request<Body>,
         path: &CheckedPath,
@@ -554,59 +551,5 @@ async fn resource_metadata(State(state): State<Arc<AppState>>) -> Response<Body>
         )
             .into_response(),
         None => StatusCode::SERVICE_UNAVAILABLE.into_response(),
-    }
-}
-
-/// Behind the layer, for a request whose token is valid: the path's scope rule is checked by the
-/// crate's [`Authorize`] (its `403` is the crate's rejection), then the target answers. A plain
-/// service rather than a router: the one path it serves was checked and put in the request's
-/// extensions by [`handle`].
-#[derive(Clone)]
-struct Protected {
-    target: Target,
-    routes: Arc<RouteRules>,
-    /// The check of each scope rule, by the rule's index.
-    authorizers: Arc<Vec<Authorize<DefaultRejection>>>,
-}
-
-impl tower::Service<Request<Body>> for Protected {
-    type Response = Response<Body>;
-    type Error = Infallible;
-    type Future = Pin<Box<dyn Future<Output = Result<Response<Body>, Infallible>> + Send>>;
-
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, request: Request<Body>) -> Self::Future {
-        let protected = self.clone();
-        Box::pin(async move { Ok(protected.respond(request).await) })
-    }
-}
-
-impl Protected {
-    async fn respond(self, mut request: Request<Body>) -> Response<Body> {
-        let Some(path) = request.extensions_mut().remove::<CheckedPath>() else {
-            // `handle` always inserts the path before calling the layer.
-            return StatusCode::INTERNAL_SERVER_ERROR.into_response();
-        };
-        let authorize = self
-            .routes
-            .scope_rule(&path)
-            .and_then(|(index, _)| self.authorizers.get(index))
-            .cloned();
-        let Some(authorize) = authorize else {
-            return self.target.respond(request, &path, true).await;
-        };
-        let target = self.target;
-        let path = Arc::new(path);
-        let inner = tower::service_fn(move |request: Request<Body>| {
-            let (target, path) = (target.clone(), Arc::clone(&path));
-            async move { Ok::<_, Infallible>(target.respond(request, &path, true).await) }
-        });
-        match authorize.layer(inner).oneshot(request).await {
-            Ok(response) => response,
-            Err(never) => match never {},
-        }
     }
 }

@@ -18,6 +18,7 @@ mod health;
 mod http1_pool;
 mod inspect;
 mod metrics;
+mod protected;
 mod proxy;
 mod revoke;
 mod routes;
