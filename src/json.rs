@@ -66,7 +66,7 @@ pub(crate) struct JsonObject<'a> {
     text: &'a str,
     members: MemberList<'a>,
     /// For each of [`KNOWN_NAMES`], its member's index plus one; 0 when absent.
-    known: [u8; KNOWN_NAMES.len()],
+    known: [usize; KNOWN_NAMES.len()],
 }
 
 impl<'a> JsonObject<'a> {
@@ -88,15 +88,13 @@ impl<'a> JsonObject<'a> {
     }
 
     fn index(text: &'a str, members: MemberList<'a>) -> Result<Self, ObjectError> {
-        let mut known = [0u8; KNOWN_NAMES.len()];
+        let mut known = [0usize; KNOWN_NAMES.len()];
         // Names outside the known ones, checked for repeats below.
         let mut others = 0usize;
         for (index, (name, _)) in members.iter().enumerate() {
             match known_slot(name) {
                 Some(slot) if known[slot] != 0 => return Err(ObjectError::DuplicateMember),
-                // An object of more than 255 members keeps its known names past that to the
-                // search in `raw`.
-                Some(slot) => known[slot] = u8::try_from(index + 1).unwrap_or(0),
+                Some(slot) => known[slot] = index + 1,
                 None => others += 1,
             }
         }
@@ -132,9 +130,8 @@ impl<'a> JsonObject<'a> {
     /// The raw value of a member, if present.
     pub(crate) fn raw(&self, name: &str) -> Option<&'a str> {
         let index = match known_slot(name) {
-            Some(slot) if self.known[slot] != 0 => usize::from(self.known[slot]) - 1,
-            Some(_) if self.members.len() <= usize::from(u8::MAX) => return None,
-            _ => self.members.iter().position(|(key, _)| key == name)?,
+            Some(slot) => self.known[slot].checked_sub(1)?,
+            None => self.members.iter().position(|(key, _)| key == name)?,
         };
         Some(self.members[index].1)
     }
@@ -430,6 +427,24 @@ mod tests {
         let object = JsonObject::parse(r#"{"exp":253402300799,"nbf":1.5}"#).unwrap();
         assert_eq!(object.get_date("exp"), Ok(Some(NumericDate::MAX)));
         assert_eq!(object.get_date("nbf"), Ok(Some(NumericDate(1))));
+    }
+
+    #[test]
+    fn known_names_repeated_past_any_member_count_are_duplicates() {
+        let filler: String = (0..300).map(|i| format!("\"m{i}\":{i},")).collect();
+        let twice = format!(r#"{{{filler}"iss":"a","iss":"b"}}"#);
+        let once = format!(r#"{{{filler}"iss":"a"}}"#);
+        assert_eq!(
+            JsonObject::parse(&twice).unwrap_err(),
+            ObjectError::DuplicateMember
+        );
+        assert_eq!(
+            JsonObject::scan(&twice).unwrap_err(),
+            ObjectError::DuplicateMember
+        );
+        for object in [JsonObject::parse(&once), JsonObject::scan(&once)] {
+            assert_eq!(object.unwrap().get_str("iss"), Ok(Some(Cow::Borrowed("a"))));
+        }
     }
 
     #[test]
