@@ -33,6 +33,7 @@ const KNOWN_NAMES: [&str; 17] = [
 
 /// The slot of `name` in [`KNOWN_NAMES`]. A `match` on the text, which the compiler turns into a
 /// length switch and word compares.
+#[inline(always)]
 fn known_slot(name: &str) -> Option<usize> {
     Some(match name {
         "iss" => 0,
@@ -67,13 +68,17 @@ pub(crate) struct JsonObject<'a> {
     members: MemberList<'a>,
     /// For each of [`KNOWN_NAMES`], its member's index plus one; 0 when absent.
     known: [usize; KNOWN_NAMES.len()],
+    /// Bit `i` set when member `i` is known to be a plain string (see [`scan_members`]), so that
+    /// [`get_str`](Self::get_str) need not look at its bytes again. Empty after
+    /// [`parse`](Self::parse).
+    plain_strings: u64,
 }
 
 impl<'a> JsonObject<'a> {
     /// Reads `text`, which must be one JSON object, with serde_json: every byte is checked.
     pub(crate) fn parse(text: &'a str) -> Result<Self, ObjectError> {
         let Members(members) = serde_json::from_str(text).map_err(|_| ObjectError::Malformed)?;
-        Self::index(text, members)
+        Self::index(text, members, 0)
     }
 
     /// Finds the members of `text` with a byte scan that checks the object's structure (braces,
@@ -83,11 +88,15 @@ impl<'a> JsonObject<'a> {
     /// because a token's payload is otherwise read twice by serde: measured, the scan costs a
     /// third of serde's pass.)
     pub(crate) fn scan(text: &'a str) -> Result<Self, ObjectError> {
-        let members = scan_members(text).ok_or(ObjectError::Malformed)?;
-        Self::index(text, members)
+        let (members, plain_strings) = scan_members(text).ok_or(ObjectError::Malformed)?;
+        Self::index(text, members, plain_strings)
     }
 
-    fn index(text: &'a str, members: MemberList<'a>) -> Result<Self, ObjectError> {
+    fn index(
+        text: &'a str,
+        members: MemberList<'a>,
+        plain_strings: u64,
+    ) -> Result<Self, ObjectError> {
         let mut known = [0usize; KNOWN_NAMES.len()];
         // Names outside the known ones, checked for repeats below.
         let mut others = 0usize;
@@ -112,6 +121,7 @@ impl<'a> JsonObject<'a> {
             text,
             members,
             known,
+            plain_strings,
         })
     }
 
@@ -128,15 +138,22 @@ impl<'a> JsonObject<'a> {
     }
 
     /// The raw value of a member, if present.
+    #[inline]
     pub(crate) fn raw(&self, name: &str) -> Option<&'a str> {
-        let index = match known_slot(name) {
-            Some(slot) => self.known[slot].checked_sub(1)?,
-            None => self.members.iter().position(|(key, _)| key == name)?,
-        };
-        Some(self.members[index].1)
+        self.position(name).map(|index| self.members[index].1)
+    }
+
+    // Inlined, so that a literal name's slot is found at compile time.
+    #[inline(always)]
+    fn position(&self, name: &str) -> Option<usize> {
+        match known_slot(name) {
+            Some(slot) => self.known[slot].checked_sub(1),
+            None => self.members.iter().position(|(key, _)| key == name),
+        }
     }
 
     /// Whether a member is present with a value other than `null`.
+    #[inline]
     pub(crate) fn has(&self, name: &str) -> bool {
         self.raw(name).is_some_and(|raw| raw != "null")
     }
@@ -151,21 +168,25 @@ impl<'a> JsonObject<'a> {
     }
 
     /// Decodes a string member without copying it when it has no escapes.
+    #[inline]
     pub(crate) fn get_str(&self, name: &str) -> Result<Option<Cow<'a, str>>, ()> {
-        match self.raw(name) {
-            None => Ok(None),
-            Some(raw) => {
-                if let Some(plain) = plain_string(raw) {
-                    return Ok(Some(Cow::Borrowed(plain)));
-                }
-                let BorrowedStr(value) = serde_json::from_str(raw).map_err(|_| ())?;
-                Ok(Some(value))
-            }
+        let Some(index) = self.position(name) else {
+            return Ok(None);
+        };
+        let raw = self.members[index].1;
+        if index < 64 && self.plain_strings & (1 << index) != 0 {
+            return Ok(Some(Cow::Borrowed(&raw[1..raw.len() - 1])));
         }
+        if let Some(plain) = plain_string(raw) {
+            return Ok(Some(Cow::Borrowed(plain)));
+        }
+        let BorrowedStr(value) = serde_json::from_str(raw).map_err(|_| ())?;
+        Ok(Some(value))
     }
 
     /// Reads a `NumericDate` member: plain integers directly, any other number through serde,
     /// anything out of [`NumericDate`]'s range refused.
+    #[inline]
     pub(crate) fn get_date(&self, name: &str) -> Result<Option<NumericDate>, DateError> {
         let Some(raw) = self.raw(name) else {
             return Ok(None);
@@ -211,11 +232,23 @@ fn plain_string(raw: &str) -> Option<&str> {
 /// A raw JSON number that is a plain integer fitting an `i64` (at most 18 digits, so that it can't
 /// overflow), read without serde.
 fn plain_integer(raw: &str) -> Option<i64> {
-    let digits = raw.strip_prefix('-').unwrap_or(raw);
-    if digits.is_empty() || digits.len() > 18 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+    let (negative, digits) = match raw.strip_prefix('-') {
+        Some(digits) => (true, digits),
+        None => (false, raw),
+    };
+    if digits.is_empty() || digits.len() > 18 {
         return None;
     }
-    raw.parse().ok()
+    // Read as the digits are checked: at most 18 digits can't overflow.
+    let mut value = 0i64;
+    for byte in digits.bytes() {
+        let digit = byte.wrapping_sub(b'0');
+        if digit > 9 {
+            return None;
+        }
+        value = value * 10 + i64::from(digit);
+    }
+    Some(if negative { -value } else { value })
 }
 
 /// The members in document order, duplicates included (they are detected afterwards).
