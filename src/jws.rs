@@ -64,15 +64,15 @@ impl<'a> CompactJws<'a> {
 
     /// [`parse`](Self::parse), taking the header from `memo` when it holds the same encoded one.
     pub(crate) fn parse_with(token: &'a str, memo: Option<&HeaderMemo>) -> Result<Self, AuthError> {
-        let mut parts = token.split('.');
-        let (Some(header), Some(payload), Some(signature)) =
-            (parts.next(), parts.next(), parts.next())
-        else {
+        // The dots found with the `memchr` crate's vector search: the token is most of what a miss
+        // reads byte by byte, and `str::split` looked at it a byte or a word at a time (measured).
+        let mut dots = memchr::memchr_iter(b'.', token.as_bytes());
+        let (Some(first), Some(second)) = (dots.next(), dots.next()) else {
             return Err(AuthError::MalformedToken(
                 "token is not three dot-separated parts",
             ));
         };
-        match parts.count() {
+        match dots.count() {
             0 => {}
             // Five parts is the JWE compact serialization.
             2 => return Err(AuthError::UnsupportedTokenFormat),
@@ -82,6 +82,11 @@ impl<'a> CompactJws<'a> {
                 ));
             }
         }
+        let (header, payload, signature) = (
+            &token[..first],
+            &token[first + 1..second],
+            &token[second + 1..],
+        );
 
         let encoded_header = header;
         let header = match memo.and_then(|memo| memo.get(encoded_header)) {
@@ -100,20 +105,14 @@ impl<'a> CompactJws<'a> {
         let signature = base64url::decode(signature)
             .ok_or(AuthError::MalformedToken("signature is not base64url"))?;
 
-        let signing_input_len = token.len() - signature_len(token);
         Ok(Self {
             header,
             encoded_header,
-            signing_input: &token.as_bytes()[..signing_input_len],
+            signing_input: &token.as_bytes()[..second],
             payload,
             signature,
         })
     }
-}
-
-/// Length of `'.' signature`, the tail that is not signed.
-fn signature_len(token: &str) -> usize {
-    token.rfind('.').map_or(0, |dot| token.len() - dot)
 }
 
 impl JwsHeader {
