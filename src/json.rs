@@ -31,30 +31,46 @@ const KNOWN_NAMES: [&str; 17] = [
     "crit", "b64", "enc", "cty",
 ];
 
-/// The slot of `name` in [`KNOWN_NAMES`]. A `match` on the text, which the compiler turns into a
-/// length switch and word compares.
+/// The slot of `name` in [`KNOWN_NAMES`]. The name (3 to 5 bytes) is read as one integer and
+/// compared with the known ones' integers, which the compiler makes a binary search (measured:
+/// a `match` on the text compared the 3-byte names one after another, ~36 instructions a call).
 #[inline(always)]
 fn known_slot(name: &str) -> Option<usize> {
-    Some(match name {
-        "iss" => 0,
-        "sub" => 1,
-        "aud" => 2,
-        "exp" => 3,
-        "nbf" => 4,
-        "iat" => 5,
-        "jti" => 6,
-        "scope" => 7,
-        "scp" => 8,
-        "cnf" => 9,
-        "alg" => 10,
-        "kid" => 11,
-        "typ" => 12,
-        "crit" => 13,
-        "b64" => 14,
-        "enc" => 15,
-        "cty" => 16,
+    /// The bytes of a name of up to 7 bytes, and its length in the top byte.
+    const fn word(name: &[u8]) -> u64 {
+        let mut word = (name.len() as u64) << 56;
+        let mut i = 0;
+        while i < name.len() {
+            word |= (name[i] as u64) << (8 * i);
+            i += 1;
+        }
+        word
+    }
+    const WORDS: [u64; KNOWN_NAMES.len()] = {
+        let mut words = [0; KNOWN_NAMES.len()];
+        let mut i = 0;
+        while i < words.len() {
+            words[i] = word(KNOWN_NAMES[i].as_bytes());
+            i += 1;
+        }
+        words
+    };
+    let key = match *name.as_bytes() {
+        [a, b, c] => u64::from_le_bytes([a, b, c, 0, 0, 0, 0, 3]),
+        [a, b, c, d] => u64::from_le_bytes([a, b, c, d, 0, 0, 0, 4]),
+        [a, b, c, d, e] => u64::from_le_bytes([a, b, c, d, e, 0, 0, 5]),
         _ => return None,
-    })
+    };
+    // Unrolled into comparisons with constants, which the compiler turns into a switch.
+    macro_rules! find {
+        ($($slot:literal)*) => {
+            $(if key == WORDS[$slot] {
+                return Some($slot);
+            })*
+        };
+    }
+    find!(0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16);
+    None
 }
 
 /// The members as read. (Held inline in a `SmallVec`, they cost more in copies of the list,
@@ -138,7 +154,7 @@ impl<'a> JsonObject<'a> {
     }
 
     /// The raw value of a member, if present.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn raw(&self, name: &str) -> Option<&'a str> {
         self.position(name).map(|index| self.members[index].1)
     }
@@ -168,7 +184,7 @@ impl<'a> JsonObject<'a> {
     }
 
     /// Decodes a string member without copying it when it has no escapes.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn get_str(&self, name: &str) -> Result<Option<Cow<'a, str>>, ()> {
         let Some(index) = self.position(name) else {
             return Ok(None);
@@ -177,36 +193,48 @@ impl<'a> JsonObject<'a> {
         if index < 64 && self.plain_strings & (1 << index) != 0 {
             return Ok(Some(Cow::Borrowed(&raw[1..raw.len() - 1])));
         }
-        if let Some(plain) = plain_string(raw) {
-            return Ok(Some(Cow::Borrowed(plain)));
-        }
-        let BorrowedStr(value) = serde_json::from_str(raw).map_err(|_| ())?;
-        Ok(Some(value))
+        string_value(raw)
     }
 
     /// Reads a `NumericDate` member: plain integers directly, any other number through serde,
     /// anything out of [`NumericDate`]'s range refused.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn get_date(&self, name: &str) -> Result<Option<NumericDate>, DateError> {
         let Some(raw) = self.raw(name) else {
             return Ok(None);
         };
         let date = match plain_integer(raw) {
             Some(seconds) => NumericDate::from_seconds(seconds),
-            None => {
-                let number: serde_json::Number =
-                    serde_json::from_str(raw).map_err(|_| DateError::NotANumber)?;
-                match (number.as_i64(), number.as_f64()) {
-                    (Some(seconds), _) => NumericDate::from_seconds(seconds),
-                    // Integers past i64 (u64 or arbitrary) are out of range whatever their f64.
-                    (None, Some(seconds)) if !number.is_u64() => NumericDate::from_f64(seconds),
-                    _ => Err(DateOutOfRange),
-                }
-            }
+            None => number_date(raw)?,
         };
         date.map(Some)
             .map_err(|DateOutOfRange| DateError::OutOfRange)
     }
+}
+
+/// A `NumericDate` that is not a plain integer, read through serde (out of line: the fast paths
+/// above are inlined where a literal name makes the member's slot a constant).
+#[inline(never)]
+fn number_date(raw: &str) -> Result<Result<NumericDate, DateOutOfRange>, DateError> {
+    let number: serde_json::Number =
+        serde_json::from_str(raw).map_err(|_| DateError::NotANumber)?;
+    Ok(match (number.as_i64(), number.as_f64()) {
+        (Some(seconds), _) => NumericDate::from_seconds(seconds),
+        // Integers past i64 (u64 or arbitrary) are out of range whatever their f64.
+        (None, Some(seconds)) if !number.is_u64() => NumericDate::from_f64(seconds),
+        _ => Err(DateOutOfRange),
+    })
+}
+
+/// A string member not known to be plain: taken as it is when it is, decoded by serde when it
+/// has escapes (out of line, as [`number_date`]).
+#[inline(never)]
+fn string_value(raw: &str) -> Result<Option<Cow<'_, str>>, ()> {
+    if let Some(plain) = plain_string(raw) {
+        return Ok(Some(Cow::Borrowed(plain)));
+    }
+    let BorrowedStr(value) = serde_json::from_str(raw).map_err(|_| ())?;
+    Ok(Some(value))
 }
 
 /// Why a `NumericDate` member was refused.
@@ -460,6 +488,19 @@ mod tests {
         let object = JsonObject::parse(r#"{"exp":253402300799,"nbf":1.5}"#).unwrap();
         assert_eq!(object.get_date("exp"), Ok(Some(NumericDate::MAX)));
         assert_eq!(object.get_date("nbf"), Ok(Some(NumericDate(1))));
+    }
+
+    #[test]
+    fn known_slots_are_exactly_the_known_names() {
+        for (slot, name) in KNOWN_NAMES.iter().enumerate() {
+            assert_eq!(known_slot(name), Some(slot), "{name}");
+        }
+        for other in [
+            "", "i", "is", "iss\0", "issx", "ISS", "Iss", "sco", "scopes", "scope ", "crits", "au",
+            "exp\u{0}", "é", "ssi", "jtii", "\0\0\0",
+        ] {
+            assert_eq!(known_slot(other), None, "{other:?}");
+        }
     }
 
     #[test]

@@ -430,6 +430,7 @@ fn check_registered_claims<'a>(
     Ok((times, audience))
 }
 
+#[inline(always)]
 fn date_claim(
     object: &JsonObject<'_>,
     name: &'static str,
