@@ -244,15 +244,11 @@ fn is_b64token(token: &[u8]) -> bool {
 fn is_b64token_char(byte: u8) -> bool {
     // Setting bit 5 maps `A`-`Z` onto `a`-`z` and nothing else onto that range.
     let letter = (byte | 0x20).wrapping_sub(b'a') < 26;
-    let digit = byte.wrapping_sub(b'0') < 10;
-    letter
-        | digit
-        | (byte == b'-')
-        | (byte == b'.')
-        | (byte == b'_')
-        | (byte == b'~')
-        | (byte == b'+')
-        | (byte == b'/')
+    // `+` `,` `-` `.` `/` and the digits are the 15 bytes from 0x2B, of which only `,` is not
+    // allowed: one range instead of five comparisons, so that the loop over a token compiles to
+    // fewer vector operations (measured: 4,438 -> 4,266 instructions per hit).
+    let sign_or_digit = (byte.wrapping_sub(b'+') < 15) & (byte != b',');
+    letter | sign_or_digit | (byte == b'_') | (byte == b'~')
 }
 
 #[cfg(test)]
