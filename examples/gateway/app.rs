@@ -2,6 +2,7 @@
 //! public-path check, the JWT layer, the scope rules, and the forwarding (or, in forward-auth
 //! mode, the answer to the proxy's check).
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
@@ -12,6 +13,7 @@ use axum::extract::State;
 use axum::http::{HeaderValue, Request, Response, StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
+use futures_util::future::Either;
 use serde_json::Value;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
@@ -22,6 +24,7 @@ use crate::config::{Config, IssuerConfig, Mode, RouteRules, Upstream};
 use crate::demo::page::Page;
 use crate::demo::{Demo, DemoError};
 use crate::forward_auth::{self, Original};
+use crate::gate::{Gate, OwnPaths};
 use crate::headers::ClaimHeaders;
 use crate::health;
 use crate::metrics::{Metrics, Outcome};
@@ -142,17 +145,18 @@ impl Target {
 
     /// Answers `request` for the canonical `path`; with `authenticated`, the token and claims the
     /// layer verified (in the request's extensions) go to the upstream or the proxy as headers.
-    pub(crate) async fn respond(
+    /// The request is read before the future is first polled, which owns what it needs.
+    pub(crate) fn respond(
         &self,
         request: Request<Body>,
         path: &CheckedPath,
         authenticated: bool,
-    ) -> Response<Body> {
+    ) -> impl Future<Output = Response<Body>> + Send + use<> {
         match self {
-            Self::Proxy(forwarder) => forwarder.forward(request, path, authenticated).await,
-            Self::ForwardAuth(claim_headers) => {
-                forward_auth::allow(claim_headers, request.extensions(), authenticated)
-            }
+            Self::Proxy(forwarder) => Either::Left(forwarder.forward(request, path, authenticated)),
+            Self::ForwardAuth(claim_headers) => Either::Right(std::future::ready(
+                forward_auth::allow(claim_headers, request.extensions(), authenticated),
+            )),
         }
     }
 }
@@ -257,11 +261,11 @@ pub async fn start(config: Config, listener: TcpListener) -> Result<Gateway, Sta
         .collect();
     // Demo mode only: the page at `/` (and `/_demo/…`), served once the demo is up.
     let page = Page::default();
-    let routers = states
+    let gates = states
         .iter()
-        .map(|state| router(&config, admin_listener.is_some(), state, &page))
+        .map(|state| gate(&config, admin_listener.is_some(), state, &page))
         .collect();
-    let workers = workers::start(listener, routers).map_err(|source| StartError::Workers {
+    let workers = workers::start(listener, gates).map_err(|source| StartError::Workers {
         workers: config.workers,
         source,
     })?;
@@ -305,10 +309,12 @@ pub async fn start(config: Config, listener: TcpListener) -> Result<Gateway, Sta
     }
 }
 
-/// The routes of one worker: `/healthz`, the RFC 9728 document, `/metrics` (unless on the admin
-/// listener), the demo page in demo mode, and [`dispatch`] for every other path.
-fn router(config: &Config, admin_listener: bool, state: &Arc<AppState>, page: &Page) -> Router {
+/// The service of one worker: its router (`/healthz`, the RFC 9728 document, `/metrics` unless
+/// on the admin listener, the demo page in demo mode), and [`dispatch`] for every other path.
+fn gate(config: &Config, admin_listener: bool, state: &Arc<AppState>, page: &Page) -> Gate {
+    let mut own = OwnPaths::default();
     let mut app = Router::new().route("/healthz", get(health::healthz));
+    own.exact("/healthz");
     // The RFC 9728 document, public, at its well-known path and the root form.
     if let Some(resource) = &config.auth.sender.resource {
         let path = tower_jwt_auth::ProtectedResource::new(resource.clone()).well_known_path();
@@ -316,16 +322,22 @@ fn router(config: &Config, admin_listener: bool, state: &Arc<AppState>, page: &P
         if path != tower_jwt_auth::WELL_KNOWN_PREFIX {
             app = app.route(tower_jwt_auth::WELL_KNOWN_PREFIX, get(resource_metadata));
         }
+        own.exact(path);
+        own.exact(tower_jwt_auth::WELL_KNOWN_PREFIX);
     }
     if !admin_listener {
         app = app.route("/metrics", get(health::metrics_text));
+        own.exact("/metrics");
     }
     let app = app.fallback(dispatch).with_state(Arc::clone(state));
-    if matches!(config.mode, Mode::Demo { .. }) {
+    let app = if matches!(config.mode, Mode::Demo { .. }) {
+        own.exact("/");
+        own.prefix(crate::demo::page::PREFIX);
         app.merge(page.routes())
     } else {
         app
-    }
+    };
+    Gate::new(app, Arc::clone(state), own)
 }
 
 /// Builds the layer (fetching the keys) and the forwarding for `config`.
@@ -445,7 +457,10 @@ async fn build_layer(
 }
 
 /// Every other path: checked, authenticated unless public, forwarded or answered.
-async fn dispatch(State(state): State<Arc<AppState>>, request: Request<Body>) -> Response<Body> {
+pub(crate) async fn dispatch(
+    State(state): State<Arc<AppState>>,
+    request: Request<Body>,
+) -> Response<Body> {
     let started = Instant::now();
     let original = state.forward_auth.then(|| Original::of(&request));
     // Only what the access line needs is copied, and only when it is written.
@@ -524,10 +539,10 @@ async fn handle(
         request.extensions_mut().insert(TokenFromProtocol);
     }
     if ready.routes.is_public(&path) {
-        return (
-            ready.target.respond(request, &path, false).await,
-            Outcome::Public,
-        );
+        // Boxed, as behind the layer: inline, the forwarding's future would make every
+        // request's future (authenticated ones too) that much larger to move.
+        let respond = Box::pin(ready.target.respond(request, &path, false));
+        return (respond.await, Outcome::Public);
     }
     request.extensions_mut().insert(path);
     ready.sender.prepare(&mut request);

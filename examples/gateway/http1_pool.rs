@@ -119,7 +119,10 @@ impl Http1Pool {
                 return Ok((sender, true));
             }
         }
-        Ok((self.connect().await?, false))
+        // Boxed: the connection's set-up (address resolution, connect, handshake) is a large
+        // future that most requests, served on an idle connection, would otherwise carry and
+        // copy along with their own.
+        Ok((Box::pin(self.connect()).await?, false))
     }
 
     async fn connect(&self) -> Result<SendRequest<Body>, SendError> {

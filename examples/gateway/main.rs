@@ -13,6 +13,7 @@ mod app;
 mod config;
 mod demo;
 mod forward_auth;
+mod gate;
 mod headers;
 mod health;
 mod http1_pool;
