@@ -5,33 +5,32 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
-use std::time::Instant;
 
 use axum::Router;
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::{HeaderValue, Request, Response, StatusCode, header};
+use axum::http::{Request, Response, StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use futures_util::future::Either;
 use serde_json::Value;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
-use tower::{Layer as _, ServiceExt as _};
-use tower_jwt_auth::{AuthError, Authorize, DefaultRejection, JwtAuth, JwtAuthLayer};
+use tower::Layer as _;
+use tower_jwt_auth::{Authorize, DefaultRejection, JwtAuth, JwtAuthLayer};
 
 use crate::config::{Config, IssuerConfig, Mode, RouteRules, Upstream};
 use crate::demo::page::Page;
 use crate::demo::{Demo, DemoError};
-use crate::forward_auth::{self, Original};
+use crate::dispatch;
+use crate::forward_auth;
 use crate::gate::{Gate, OwnPaths};
 use crate::headers::ClaimHeaders;
 use crate::health;
-use crate::metrics::{Metrics, Outcome};
+use crate::metrics::Metrics;
 use crate::protected::Protected;
-use crate::proxy::{Forwarder, UpstreamFailure};
+use crate::proxy::Forwarder;
 use crate::routes::CheckedPath;
-use crate::upgrade::{self, TokenFromProtocol};
 use crate::upstream::TlsError;
 use crate::workers::{self, Sharing, Workers};
 
@@ -86,13 +85,13 @@ impl From<tower_jwt_auth::ConfigError> for StartError {
 }
 
 /// What a worker needs once the keys are loaded.
-struct Ready {
+pub(crate) struct Ready {
     /// The JWT layer around the scope rules and the target.
-    protected: JwtAuth<Protected, Value, DefaultRejection>,
-    target: Target,
-    routes: Arc<RouteRules>,
-    token_from_websocket_protocol: bool,
-    sender: crate::sender::SenderSettings,
+    pub(crate) protected: JwtAuth<Protected, Value, DefaultRejection>,
+    pub(crate) target: Target,
+    pub(crate) routes: Arc<RouteRules>,
+    pub(crate) token_from_websocket_protocol: bool,
+    pub(crate) sender: crate::sender::SenderSettings,
 }
 
 /// What [`prepare`] sets up once for every worker; each worker's [`Ready`] is made from it.
@@ -163,11 +162,11 @@ impl Target {
 
 /// Shared by every request of one worker (the layer and the metrics by every worker).
 pub(crate) struct AppState {
-    ready: OnceLock<Ready>,
+    pub(crate) ready: OnceLock<Ready>,
     pub(crate) layer: Arc<OnceLock<JwtAuthLayer<Value>>>,
     pub(crate) metrics: Metrics,
-    forward_auth: bool,
-    access_log: bool,
+    pub(crate) forward_auth: bool,
+    pub(crate) access_log: bool,
 }
 
 /// A running gateway.
@@ -310,7 +309,8 @@ pub async fn start(config: Config, listener: TcpListener) -> Result<Gateway, Sta
 }
 
 /// The service of one worker: its router (`/healthz`, the RFC 9728 document, `/metrics` unless
-/// on the admin listener, the demo page in demo mode), and [`dispatch`] for every other path.
+/// on the admin listener, the demo page in demo mode), and [`dispatch`](dispatch::dispatch) for
+/// every other path.
 fn gate(config: &Config, admin_listener: bool, state: &Arc<AppState>, page: &Page) -> Gate {
     let mut own = OwnPaths::default();
     let mut app = Router::new().route("/healthz", get(health::healthz));
@@ -329,7 +329,9 @@ fn gate(config: &Config, admin_listener: bool, state: &Arc<AppState>, page: &Pag
         app = app.route("/metrics", get(health::metrics_text));
         own.exact("/metrics");
     }
-    let app = app.fallback(dispatch).with_state(Arc::clone(state));
+    let app = app
+        .fallback(dispatch::fallback)
+        .with_state(Arc::clone(state));
     let app = if matches!(config.mode, Mode::Demo { .. }) {
         own.exact("/");
         own.prefix(crate::demo::page::PREFIX);
@@ -454,107 +456,6 @@ async fn build_layer(
         builder = builder.revocation(list.redis(&revocation.redis_url).await?);
     }
     Ok(builder.build().await?)
-}
-
-/// Every other path: checked, authenticated unless public, forwarded or answered.
-pub(crate) async fn dispatch(
-    State(state): State<Arc<AppState>>,
-    request: Request<Body>,
-) -> Response<Body> {
-    let started = Instant::now();
-    let original = state.forward_auth.then(|| Original::of(&request));
-    // Only what the access line needs is copied, and only when it is written.
-    let access = state.access_log.then(|| match &original {
-        Some(original) => (
-            original.method.clone(),
-            original.path.clone().unwrap_or_default(),
-        ),
-        None => (
-            request.method().as_str().to_owned(),
-            request.uri().path().to_owned(),
-        ),
-    });
-    let mut request = request;
-    if let Some(original) = &original {
-        // For the DPoP proof check against the original request.
-        request.extensions_mut().insert(original.clone());
-    }
-    let (response, outcome) = handle(&state, request, original.as_ref()).await;
-    let elapsed = started.elapsed();
-    state.metrics.record(outcome, elapsed);
-    if let Some(failure) = response.extensions().get::<UpstreamFailure>() {
-        state.metrics.upstream_failure(*failure);
-    }
-    if let Some((method, path)) = access {
-        let cause = match outcome {
-            Outcome::Rejected(cause) => Some(cause),
-            _ => None,
-        };
-        tracing::info!(
-            target: "gateway::access",
-            method,
-            path,
-            host = original.as_ref().and_then(|original| original.host.as_deref()),
-            status = response.status().as_u16(),
-            outcome = outcome.name(),
-            cause,
-            elapsed_ms = u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX),
-            "request"
-        );
-    }
-    response
-}
-
-/// Handles a request; in forward-auth mode, as the check of the `original` request.
-async fn handle(
-    state: &AppState,
-    mut request: Request<Body>,
-    original: Option<&Original>,
-) -> (Response<Body>, Outcome) {
-    let Some(ready) = state.ready.get() else {
-        let mut response = Response::new(Body::from("starting: signing keys not loaded yet\n"));
-        *response.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
-        response
-            .headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-        return (response, Outcome::NotReady);
-    };
-    let raw_path = match original {
-        Some(original) => original.path.as_deref().map_err(|error| *error),
-        None => Ok(request.uri().path()),
-    };
-    let path = match raw_path.and_then(|raw| CheckedPath::new(raw, ready.routes.allow_path_params))
-    {
-        Ok(path) => path,
-        Err(reason) => {
-            tracing::debug!(%reason, "request refused: path");
-            let mut response = Response::new(Body::from(format!("bad request: {reason}\n")));
-            *response.status_mut() = StatusCode::BAD_REQUEST;
-            return (response, Outcome::BadRequest);
-        }
-    };
-    // Before the public-path check, so that a token there never reaches the upstream as a
-    // protocol name (`Authorization` is removed unless --forward-authorization).
-    if ready.token_from_websocket_protocol && upgrade::take_protocol_token(request.headers_mut()) {
-        request.extensions_mut().insert(TokenFromProtocol);
-    }
-    if ready.routes.is_public(&path) {
-        // Boxed, as behind the layer: inline, the forwarding's future would make every
-        // request's future (authenticated ones too) that much larger to move.
-        let respond = Box::pin(ready.target.respond(request, &path, false));
-        return (respond.await, Outcome::Public);
-    }
-    request.extensions_mut().insert(path);
-    ready.sender.prepare(&mut request);
-    let response = match ready.protected.clone().oneshot(request).await {
-        Ok(response) => response,
-        Err(never) => match never {},
-    };
-    let outcome = match response.extensions().get::<AuthError>() {
-        Some(error) => Outcome::Rejected(error.cause()),
-        None => Outcome::Accepted,
-    };
-    (response, outcome)
 }
 
 /// The RFC 9728 document of `--resource`, completed by the layer (`503` until it is built).

@@ -1,6 +1,7 @@
 //! What a worker's connections are served by: the gateway's own endpoints (`/healthz`,
 //! `/metrics`, the RFC 9728 document, the demo page) through an axum [`Router`], and every other
-//! path, the proxied requests, straight to [`dispatch`] without the router.
+//! path, the proxied requests, straight to [`dispatch`] without the router (and without a box:
+//! its future is a named one).
 //!
 //! The router costs a proxied request a route lookup, its URL parameters and original URI put in
 //! the request's extensions, a clone of the boxed route service, the handler's extractors and a
@@ -10,22 +11,21 @@
 //! that none of its routes takes is still dispatched.
 
 use std::convert::Infallible;
-use std::future::Future;
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{ConnectInfo, State};
+use axum::extract::ConnectInfo;
 use axum::routing::future::RouteFuture;
 use axum::serve::{IncomingStream, Listener};
 use futures_util::future::Either;
 use http::{Request, Response};
 use tower::Service;
 
-use crate::app::{AppState, dispatch};
+use crate::app::AppState;
+use crate::dispatch::{Dispatching, dispatch};
 
 /// The paths a worker's router answers itself: exact paths, and path prefixes.
 #[derive(Debug, Clone, Default)]
@@ -98,12 +98,10 @@ where
     }
 }
 
-type Dispatched = Pin<Box<dyn Future<Output = Result<Response<Body>, Infallible>> + Send>>;
-
 impl Service<Request<Body>> for Gate {
     type Response = Response<Body>;
     type Error = Infallible;
-    type Future = Either<RouteFuture<Infallible>, Dispatched>;
+    type Future = Either<RouteFuture<Infallible>, Dispatching>;
 
     fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
         Poll::Ready(Ok(()))
@@ -116,10 +114,7 @@ impl Service<Request<Body>> for Gate {
         if self.own.covers(request.uri().path()) {
             return Either::Left(self.router.call(request));
         }
-        let state = Arc::clone(&self.state);
-        Either::Right(Box::pin(async move {
-            Ok(dispatch(State(state), request).await)
-        }))
+        Either::Right(dispatch(Arc::clone(&self.state), request))
     }
 }
 

@@ -12,6 +12,7 @@
 mod app;
 mod config;
 mod demo;
+mod dispatch;
 mod forward_auth;
 mod gate;
 mod headers;
