@@ -4,7 +4,7 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use axum::Router;
 use axum::body::Body;
@@ -86,8 +86,11 @@ impl From<tower_jwt_auth::ConfigError> for StartError {
 
 /// What a worker needs once the keys are loaded.
 pub(crate) struct Ready {
-    /// The JWT layer around the scope rules and the target.
-    pub(crate) protected: JwtAuth<Protected, Value, DefaultRejection>,
+    /// The JWT layer around the scope rules and the target, called in place (locked only by
+    /// this worker's thread): a clone per request would count references up and down on `Arc`s
+    /// that every worker shares (the layer's settings, its rejection, the route rules), and
+    /// each such count moves its cache line between the workers' cores.
+    pub(crate) protected: Mutex<JwtAuth<Protected, Value, DefaultRejection>>,
     pub(crate) target: Target,
     pub(crate) routes: Arc<RouteRules>,
     pub(crate) token_from_websocket_protocol: bool,
@@ -116,7 +119,7 @@ impl Prepared {
             authorizers: Arc::clone(&self.authorizers),
         });
         Ready {
-            protected,
+            protected: Mutex::new(protected),
             target,
             routes: Arc::clone(&self.routes),
             token_from_websocket_protocol: self.token_from_websocket_protocol,

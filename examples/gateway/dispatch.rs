@@ -208,7 +208,10 @@ fn handle(state: &AppState, mut request: Request<Body>, original: Option<&Origin
     }
     request.extensions_mut().insert(path);
     ready.sender.prepare(&mut request);
-    let mut protected = ready.protected.clone();
+    let mut protected = ready
+        .protected
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     // The layer is as ready as `Protected`, which always is: called at once, without a waker
     // to be woken.
     match protected.poll_ready(&mut Context::from_waker(Waker::noop())) {
@@ -216,13 +219,16 @@ fn handle(state: &AppState, mut request: Request<Body>, original: Option<&Origin
             future: protected.call(request),
         },
         Poll::Ready(Err(never)) => match never {},
-        Poll::Pending => Step::ProtectedWhenReady {
-            future: Box::pin(async move {
-                match protected.oneshot(request).await {
-                    Ok(response) => response,
-                    Err(never) => match never {},
-                }
-            }),
-        },
+        Poll::Pending => {
+            let protected = protected.clone();
+            Step::ProtectedWhenReady {
+                future: Box::pin(async move {
+                    match protected.oneshot(request).await {
+                        Ok(response) => response,
+                        Err(never) => match never {},
+                    }
+                }),
+            }
+        }
     }
 }

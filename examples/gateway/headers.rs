@@ -259,21 +259,33 @@ pub fn set_forwarding(
     if let Some(host) = &host {
         headers.insert(X_FORWARDED_HOST.clone(), host.clone());
     }
-    if let Ok(value) = HeaderValue::try_from(forwarded_element(client_ip, host.as_ref())) {
+    if let Ok(value) =
+        HeaderValue::try_from(forwarded_element(client_ip, ip.as_deref(), host.as_ref()))
+    {
         headers.insert(header::FORWARDED, value);
     }
 }
 
-/// One RFC 7239 element: `for=…;host="…";proto=http`.
-fn forwarded_element(client_ip: Option<IpAddr>, host: Option<&HeaderValue>) -> String {
-    use std::fmt::Write as _;
+/// One RFC 7239 element: `for=…;host="…";proto=http`; `ip` is `client_ip` as text (formatted
+/// once for all the forwarding headers).
+fn forwarded_element(
+    client_ip: Option<IpAddr>,
+    ip: Option<&str>,
+    host: Option<&HeaderValue>,
+) -> String {
     let mut element = String::with_capacity(64);
-    // Writing to a `String` can't fail.
-    let _ = match client_ip {
-        Some(IpAddr::V4(ip)) => write!(element, "for={ip}"),
-        Some(IpAddr::V6(ip)) => write!(element, "for=\"[{ip}]\""),
-        None => write!(element, "for=unknown"),
-    };
+    match (client_ip, ip) {
+        (Some(IpAddr::V4(_)), Some(ip)) => {
+            element.push_str("for=");
+            element.push_str(ip);
+        }
+        (Some(IpAddr::V6(_)), Some(ip)) => {
+            element.push_str("for=\"[");
+            element.push_str(ip);
+            element.push_str("]\"");
+        }
+        _ => element.push_str("for=unknown"),
+    }
     if let Some(host) = host.and_then(|host| host.to_str().ok())
         && !host.contains(['"', '\\'])
     {
