@@ -246,7 +246,19 @@ pub fn set_forwarding(
         chain.push_str(ip);
         chain
     });
-    for name in &FORWARDING {
+    // One pass over the message's headers, noting which forwarding ones are there, rather than a
+    // removal (a hash and a lookup) per forwarding name: most requests carry none of them.
+    let mut present = [false; FORWARDING.len()];
+    for name in headers.keys() {
+        if let Some(index) = FORWARDING.iter().position(|managed| managed == name) {
+            present[index] = true;
+        }
+    }
+    for (name, _) in FORWARDING
+        .iter()
+        .zip(present)
+        .filter(|(_, present)| *present)
+    {
         headers.remove(name);
     }
     if let Some(value) = chain.and_then(|chain| HeaderValue::try_from(chain).ok()) {
