@@ -23,7 +23,7 @@ use hyper_util::rt::TokioExecutor;
 
 use crate::config::Forwarding;
 use crate::headers::{ClaimHeaders, remove_hop_by_hop, set_forwarding};
-use crate::http1_pool::Http1Pool;
+use crate::http1_pool::{Http1Pool, SendError};
 use crate::routes::CheckedPath;
 use crate::upgrade::{self, TokenFromProtocol};
 use crate::upstream::{self, TlsError, Upstream};
@@ -195,15 +195,19 @@ impl Forwarder {
         client_upgrade: Option<OnUpgrade>,
         token_from_protocol: bool,
     ) -> Response<Body> {
-        // One `await` per way: the futures of the three share their place in this one.
+        // One `await` per way: the futures of the three share their place in this one. `Err`:
+        // no response head within the timeout.
         let sent = match (&client_upgrade, &self.http1) {
-            (None, Some(pool)) => tokio::time::timeout(self.timeout, pool.send(request))
+            (None, Some(pool)) => match pool.send(request, self.timeout).await {
+                Err(SendError::Timeout) => Err(()),
+                sent => Ok(sent.map_err(SendFailure::from)),
+            },
+            (Some(_), _) => tokio::time::timeout(self.timeout, send(&self.upgrade_client, request))
                 .await
-                .map(|sent| sent.map_err(SendFailure::from)),
-            (Some(_), _) => {
-                tokio::time::timeout(self.timeout, send(&self.upgrade_client, request)).await
-            }
-            (None, None) => tokio::time::timeout(self.timeout, send(&self.client, request)).await,
+                .map_err(drop),
+            (None, None) => tokio::time::timeout(self.timeout, send(&self.client, request))
+                .await
+                .map_err(drop),
         };
         match sent {
             Err(_) => {
