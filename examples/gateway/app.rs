@@ -2,33 +2,35 @@
 //! public-path check, the JWT layer, the scope rules, and the forwarding (or, in forward-auth
 //! mode, the answer to the proxy's check).
 
+use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::{Arc, OnceLock};
-use std::time::Instant;
+use std::sync::{Arc, Mutex, OnceLock};
 
 use axum::Router;
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::{HeaderValue, Request, Response, StatusCode, header};
+use axum::http::{Request, Response, StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
+use futures_util::future::Either;
 use serde_json::Value;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
-use tower::{Layer as _, ServiceExt as _};
-use tower_jwt_auth::{AuthError, Authorize, DefaultRejection, JwtAuth, JwtAuthLayer};
+use tower::Layer as _;
+use tower_jwt_auth::{Authorize, DefaultRejection, JwtAuth, JwtAuthLayer};
 
 use crate::config::{Config, IssuerConfig, Mode, RouteRules, Upstream};
 use crate::demo::page::Page;
 use crate::demo::{Demo, DemoError};
-use crate::forward_auth::{self, Original};
+use crate::dispatch;
+use crate::forward_auth;
+use crate::gate::{Gate, OwnPaths};
 use crate::headers::ClaimHeaders;
 use crate::health;
-use crate::metrics::{Metrics, Outcome};
+use crate::metrics::Metrics;
 use crate::protected::Protected;
-use crate::proxy::{Forwarder, UpstreamFailure};
+use crate::proxy::Forwarder;
 use crate::routes::CheckedPath;
-use crate::upgrade::{self, TokenFromProtocol};
 use crate::upstream::TlsError;
 use crate::workers::{self, Sharing, Workers};
 
@@ -83,13 +85,16 @@ impl From<tower_jwt_auth::ConfigError> for StartError {
 }
 
 /// What a worker needs once the keys are loaded.
-struct Ready {
-    /// The JWT layer around the scope rules and the target.
-    protected: JwtAuth<Protected, Value, DefaultRejection>,
-    target: Target,
-    routes: Arc<RouteRules>,
-    token_from_websocket_protocol: bool,
-    sender: crate::sender::SenderSettings,
+pub(crate) struct Ready {
+    /// The JWT layer around the scope rules and the target, called in place (locked only by
+    /// this worker's thread): a clone per request would count references up and down on `Arc`s
+    /// that every worker shares (the layer's settings, its rejection, the route rules), and
+    /// each such count moves its cache line between the workers' cores.
+    pub(crate) protected: Mutex<JwtAuth<Protected, Value, DefaultRejection>>,
+    pub(crate) target: Target,
+    pub(crate) routes: Arc<RouteRules>,
+    pub(crate) token_from_websocket_protocol: bool,
+    pub(crate) sender: crate::sender::SenderSettings,
 }
 
 /// What [`prepare`] sets up once for every worker; each worker's [`Ready`] is made from it.
@@ -114,7 +119,7 @@ impl Prepared {
             authorizers: Arc::clone(&self.authorizers),
         });
         Ready {
-            protected,
+            protected: Mutex::new(protected),
             target,
             routes: Arc::clone(&self.routes),
             token_from_websocket_protocol: self.token_from_websocket_protocol,
@@ -142,28 +147,29 @@ impl Target {
 
     /// Answers `request` for the canonical `path`; with `authenticated`, the token and claims the
     /// layer verified (in the request's extensions) go to the upstream or the proxy as headers.
-    pub(crate) async fn respond(
+    /// The request is read before the future is first polled, which owns what it needs.
+    pub(crate) fn respond(
         &self,
         request: Request<Body>,
         path: &CheckedPath,
         authenticated: bool,
-    ) -> Response<Body> {
+    ) -> impl Future<Output = Response<Body>> + Send + use<> {
         match self {
-            Self::Proxy(forwarder) => forwarder.forward(request, path, authenticated).await,
-            Self::ForwardAuth(claim_headers) => {
-                forward_auth::allow(claim_headers, request.extensions(), authenticated)
-            }
+            Self::Proxy(forwarder) => Either::Left(forwarder.forward(request, path, authenticated)),
+            Self::ForwardAuth(claim_headers) => Either::Right(std::future::ready(
+                forward_auth::allow(claim_headers, request.extensions(), authenticated),
+            )),
         }
     }
 }
 
 /// Shared by every request of one worker (the layer and the metrics by every worker).
 pub(crate) struct AppState {
-    ready: OnceLock<Ready>,
+    pub(crate) ready: OnceLock<Ready>,
     pub(crate) layer: Arc<OnceLock<JwtAuthLayer<Value>>>,
     pub(crate) metrics: Metrics,
-    forward_auth: bool,
-    access_log: bool,
+    pub(crate) forward_auth: bool,
+    pub(crate) access_log: bool,
 }
 
 /// A running gateway.
@@ -257,11 +263,11 @@ pub async fn start(config: Config, listener: TcpListener) -> Result<Gateway, Sta
         .collect();
     // Demo mode only: the page at `/` (and `/_demo/…`), served once the demo is up.
     let page = Page::default();
-    let routers = states
+    let gates = states
         .iter()
-        .map(|state| router(&config, admin_listener.is_some(), state, &page))
+        .map(|state| gate(&config, admin_listener.is_some(), state, &page))
         .collect();
-    let workers = workers::start(listener, routers).map_err(|source| StartError::Workers {
+    let workers = workers::start(listener, gates).map_err(|source| StartError::Workers {
         workers: config.workers,
         source,
     })?;
@@ -305,10 +311,13 @@ pub async fn start(config: Config, listener: TcpListener) -> Result<Gateway, Sta
     }
 }
 
-/// The routes of one worker: `/healthz`, the RFC 9728 document, `/metrics` (unless on the admin
-/// listener), the demo page in demo mode, and [`dispatch`] for every other path.
-fn router(config: &Config, admin_listener: bool, state: &Arc<AppState>, page: &Page) -> Router {
+/// The service of one worker: its router (`/healthz`, the RFC 9728 document, `/metrics` unless
+/// on the admin listener, the demo page in demo mode), and [`dispatch`](dispatch::dispatch) for
+/// every other path.
+fn gate(config: &Config, admin_listener: bool, state: &Arc<AppState>, page: &Page) -> Gate {
+    let mut own = OwnPaths::default();
     let mut app = Router::new().route("/healthz", get(health::healthz));
+    own.exact("/healthz");
     // The RFC 9728 document, public, at its well-known path and the root form.
     if let Some(resource) = &config.auth.sender.resource {
         let path = tower_jwt_auth::ProtectedResource::new(resource.clone()).well_known_path();
@@ -316,16 +325,24 @@ fn router(config: &Config, admin_listener: bool, state: &Arc<AppState>, page: &P
         if path != tower_jwt_auth::WELL_KNOWN_PREFIX {
             app = app.route(tower_jwt_auth::WELL_KNOWN_PREFIX, get(resource_metadata));
         }
+        own.exact(path);
+        own.exact(tower_jwt_auth::WELL_KNOWN_PREFIX);
     }
     if !admin_listener {
         app = app.route("/metrics", get(health::metrics_text));
+        own.exact("/metrics");
     }
-    let app = app.fallback(dispatch).with_state(Arc::clone(state));
-    if matches!(config.mode, Mode::Demo { .. }) {
+    let app = app
+        .fallback(dispatch::fallback)
+        .with_state(Arc::clone(state));
+    let app = if matches!(config.mode, Mode::Demo { .. }) {
+        own.exact("/");
+        own.prefix(crate::demo::page::PREFIX);
         app.merge(page.routes())
     } else {
         app
-    }
+    };
+    Gate::new(app, Arc::clone(state), own)
 }
 
 /// Builds the layer (fetching the keys) and the forwarding for `config`.
@@ -442,104 +459,6 @@ async fn build_layer(
         builder = builder.revocation(list.redis(&revocation.redis_url).await?);
     }
     Ok(builder.build().await?)
-}
-
-/// Every other path: checked, authenticated unless public, forwarded or answered.
-async fn dispatch(State(state): State<Arc<AppState>>, request: Request<Body>) -> Response<Body> {
-    let started = Instant::now();
-    let original = state.forward_auth.then(|| Original::of(&request));
-    // Only what the access line needs is copied, and only when it is written.
-    let access = state.access_log.then(|| match &original {
-        Some(original) => (
-            original.method.clone(),
-            original.path.clone().unwrap_or_default(),
-        ),
-        None => (
-            request.method().as_str().to_owned(),
-            request.uri().path().to_owned(),
-        ),
-    });
-    let mut request = request;
-    if let Some(original) = &original {
-        // For the DPoP proof check against the original request.
-        request.extensions_mut().insert(original.clone());
-    }
-    let (response, outcome) = handle(&state, request, original.as_ref()).await;
-    let elapsed = started.elapsed();
-    state.metrics.record(outcome, elapsed);
-    if let Some(failure) = response.extensions().get::<UpstreamFailure>() {
-        state.metrics.upstream_failure(*failure);
-    }
-    if let Some((method, path)) = access {
-        let cause = match outcome {
-            Outcome::Rejected(cause) => Some(cause),
-            _ => None,
-        };
-        tracing::info!(
-            target: "gateway::access",
-            method,
-            path,
-            host = original.as_ref().and_then(|original| original.host.as_deref()),
-            status = response.status().as_u16(),
-            outcome = outcome.name(),
-            cause,
-            elapsed_ms = u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX),
-            "request"
-        );
-    }
-    response
-}
-
-/// Handles a request; in forward-auth mode, as the check of the `original` request.
-async fn handle(
-    state: &AppState,
-    mut request: Request<Body>,
-    original: Option<&Original>,
-) -> (Response<Body>, Outcome) {
-    let Some(ready) = state.ready.get() else {
-        let mut response = Response::new(Body::from("starting: signing keys not loaded yet\n"));
-        *response.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
-        response
-            .headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-        return (response, Outcome::NotReady);
-    };
-    let raw_path = match original {
-        Some(original) => original.path.as_deref().map_err(|error| *error),
-        None => Ok(request.uri().path()),
-    };
-    let path = match raw_path.and_then(|raw| CheckedPath::new(raw, ready.routes.allow_path_params))
-    {
-        Ok(path) => path,
-        Err(reason) => {
-            tracing::debug!(%reason, "request refused: path");
-            let mut response = Response::new(Body::from(format!("bad request: {reason}\n")));
-            *response.status_mut() = StatusCode::BAD_REQUEST;
-            return (response, Outcome::BadRequest);
-        }
-    };
-    // Before the public-path check, so that a token there never reaches the upstream as a
-    // protocol name (`Authorization` is removed unless --forward-authorization).
-    if ready.token_from_websocket_protocol && upgrade::take_protocol_token(request.headers_mut()) {
-        request.extensions_mut().insert(TokenFromProtocol);
-    }
-    if ready.routes.is_public(&path) {
-        return (
-            ready.target.respond(request, &path, false).await,
-            Outcome::Public,
-        );
-    }
-    request.extensions_mut().insert(path);
-    ready.sender.prepare(&mut request);
-    let response = match ready.protected.clone().oneshot(request).await {
-        Ok(response) => response,
-        Err(never) => match never {},
-    };
-    let outcome = match response.extensions().get::<AuthError>() {
-        Some(error) => Outcome::Rejected(error.cause()),
-        None => Outcome::Accepted,
-    };
-    (response, outcome)
 }
 
 /// The RFC 9728 document of `--resource`, completed by the layer (`503` until it is built).

@@ -230,58 +230,118 @@ pub fn set_forwarding(
     client_ip: Option<IpAddr>,
     host: Option<HeaderValue>,
 ) {
-    let ip = client_ip.map(|ip| ip.to_string());
-    let chain = ip.as_deref().map(|ip| {
-        let mut chain = String::new();
-        for hop in headers
+    // The client's address is formatted once, on the stack, for the three headers that carry it.
+    let ip = client_ip.map(IpText::new);
+    let ip = ip.as_ref().map(IpText::as_str);
+    let chain = ip.and_then(|ip| {
+        let mut hops = headers
             .get_all(&X_FORWARDED_FOR)
             .iter()
             .filter_map(|value| value.to_str().ok())
             .map(str::trim)
             .filter(|value| !value.is_empty())
-        {
+            .peekable();
+        // Most requests come without one: the chain is the address alone.
+        if hops.peek().is_none() {
+            return HeaderValue::from_str(ip).ok();
+        }
+        let mut chain = String::new();
+        for hop in hops {
             chain.push_str(hop);
             chain.push_str(", ");
         }
         chain.push_str(ip);
-        chain
+        HeaderValue::try_from(chain).ok()
     });
-    for name in &FORWARDING {
+    // One pass over the message's headers, noting which forwarding ones are there, rather than a
+    // removal (a hash and a lookup) per forwarding name: most requests carry none of them.
+    let mut present = [false; FORWARDING.len()];
+    for name in headers.keys() {
+        if let Some(index) = FORWARDING.iter().position(|managed| managed == name) {
+            present[index] = true;
+        }
+    }
+    for (name, _) in FORWARDING
+        .iter()
+        .zip(present)
+        .filter(|(_, present)| *present)
+    {
         headers.remove(name);
     }
-    if let Some(value) = chain.and_then(|chain| HeaderValue::try_from(chain).ok()) {
+    if let Some(value) = chain {
         headers.insert(X_FORWARDED_FOR.clone(), value);
     }
-    if let Some(value) = ip.as_deref().and_then(|ip| HeaderValue::from_str(ip).ok()) {
+    if let Some(value) = ip.and_then(|ip| HeaderValue::from_str(ip).ok()) {
         headers.insert(X_REAL_IP.clone(), value);
     }
     headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static("http"));
     if let Some(host) = &host {
         headers.insert(X_FORWARDED_HOST.clone(), host.clone());
     }
-    if let Ok(value) = HeaderValue::try_from(forwarded_element(client_ip, host.as_ref())) {
+    if let Ok(value) = HeaderValue::try_from(forwarded_element(client_ip, ip, host.as_ref())) {
         headers.insert(header::FORWARDED, value);
     }
 }
 
-/// One RFC 7239 element: `for=…;host="…";proto=http`.
-fn forwarded_element(client_ip: Option<IpAddr>, host: Option<&HeaderValue>) -> String {
-    use std::fmt::Write as _;
-    let mut element = String::with_capacity(64);
-    // Writing to a `String` can't fail.
-    let _ = match client_ip {
-        Some(IpAddr::V4(ip)) => write!(element, "for={ip}"),
-        Some(IpAddr::V6(ip)) => write!(element, "for=\"[{ip}]\""),
-        None => write!(element, "for=unknown"),
-    };
-    if let Some(host) = host.and_then(|host| host.to_str().ok())
-        && !host.contains(['"', '\\'])
-    {
-        element.push_str(";host=\"");
-        element.push_str(host);
-        element.push('"');
+/// An IP address as text, formatted on the stack: the longest, an IPv6 address with an
+/// embedded IPv4 one, is 45 bytes.
+struct IpText {
+    bytes: [u8; 45],
+    len: usize,
+}
+
+impl IpText {
+    fn new(ip: IpAddr) -> Self {
+        use std::fmt::Write as _;
+        let mut text = Self {
+            bytes: [0; 45],
+            len: 0,
+        };
+        // Can't fail: every address fits.
+        let _ = write!(text, "{ip}");
+        text
     }
-    element.push_str(";proto=http");
+
+    fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.bytes[..self.len]).unwrap_or_default()
+    }
+}
+
+impl std::fmt::Write for IpText {
+    fn write_str(&mut self, text: &str) -> std::fmt::Result {
+        let end = self.len + text.len();
+        let into = self.bytes.get_mut(self.len..end).ok_or(std::fmt::Error)?;
+        into.copy_from_slice(text.as_bytes());
+        self.len = end;
+        Ok(())
+    }
+}
+
+/// One RFC 7239 element: `for=…;host="…";proto=http`; `ip` is `client_ip` as text. Made with
+/// its exact length, so that the header value takes the text's buffer as it is (with room to
+/// spare, it would allocate again to share it).
+fn forwarded_element(
+    client_ip: Option<IpAddr>,
+    ip: Option<&str>,
+    host: Option<&HeaderValue>,
+) -> String {
+    let (open, ip, close) = match (client_ip, ip) {
+        (Some(IpAddr::V4(_)), Some(ip)) => ("for=", ip, ""),
+        (Some(IpAddr::V6(_)), Some(ip)) => ("for=\"[", ip, "]\""),
+        _ => ("for=unknown", "", ""),
+    };
+    let host = host
+        .and_then(|host| host.to_str().ok())
+        .filter(|host| !host.contains(['"', '\\']));
+    let (host_open, host, host_close) = match host {
+        Some(host) => (";host=\"", host, "\""),
+        None => ("", "", ""),
+    };
+    let pieces = [open, ip, close, host_open, host, host_close, ";proto=http"];
+    let mut element = String::with_capacity(pieces.iter().map(|piece| piece.len()).sum());
+    for piece in pieces {
+        element.push_str(piece);
+    }
     element
 }
 
@@ -400,5 +460,20 @@ mod tests {
         let mut headers = HeaderMap::new();
         set_forwarding(&mut headers, Some("::1".parse().unwrap()), None);
         assert_eq!(headers[header::FORWARDED], "for=\"[::1]\";proto=http");
+        assert_eq!(headers[&X_FORWARDED_FOR], "::1");
+    }
+
+    #[test]
+    fn the_longest_addresses_are_written_whole() {
+        for ip in [
+            "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff",
+            "::ffff:255.255.255.255",
+            "255.255.255.255",
+        ] {
+            let mut headers = HeaderMap::new();
+            set_forwarding(&mut headers, Some(ip.parse().unwrap()), None);
+            assert_eq!(headers[&X_REAL_IP], ip);
+            assert_eq!(headers[&X_FORWARDED_FOR], ip);
+        }
     }
 }

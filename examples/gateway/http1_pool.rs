@@ -8,7 +8,8 @@
 //! upstreams (TLS, HTTP/2 by ALPN) and `Upgrade` requests still go through that client.
 
 use std::collections::VecDeque;
-use std::pin::Pin;
+use std::future::{Future as _, poll_fn};
+use std::pin::{Pin, pin};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, ready};
 use std::time::{Duration, Instant};
@@ -21,6 +22,7 @@ use hyper::body::{Frame, Incoming, SizeHint};
 use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
+use tokio::time::Sleep;
 
 use crate::upstream::Upstream;
 
@@ -39,6 +41,9 @@ pub enum SendError {
     },
     #[error(transparent)]
     Http(#[from] hyper::Error),
+    /// No response head within the timeout.
+    #[error("no response within the timeout")]
+    Timeout,
 }
 
 /// The connections of one worker; see the module docs. Cheap to clone (the clones share the
@@ -55,8 +60,22 @@ struct Shared {
     host: HeaderValue,
     /// Connections waiting for a request, with when each was last released; the most recently
     /// released at the back.
-    idle: Mutex<VecDeque<(SendRequest<Body>, Instant)>>,
+    idle: Mutex<VecDeque<Idle>>,
 }
+
+/// A connection waiting for a request.
+#[derive(Debug)]
+struct Idle {
+    sender: SendRequest<Body>,
+    /// The timer of the connection's requests (see [`Http1Pool::send`]).
+    timer: Timer,
+    since: Instant,
+}
+
+/// A connection's timer, set again for each request it carries: moving a timer's deadline later
+/// touches no lock, where a new timer per request is inserted in the runtime's timer wheel and
+/// taken out again (under the wheel's lock each time).
+type Timer = Pin<Box<Sleep>>;
 
 impl Http1Pool {
     /// A pool for `upstream`, which must be a plain-http one; `None` for an https one.
@@ -80,25 +99,63 @@ impl Http1Pool {
     }
 
     /// Sends `request`, whose URI is in origin form (path and query), on an idle connection or a
-    /// new one. A request that a reused connection closed before taking is sent again on
-    /// another; the response's body gives its connection back once read to its end.
-    pub async fn send(&self, mut request: Request<Body>) -> Result<Response<Body>, SendError> {
+    /// new one, and waits at most `timeout` for the response's head. A request that a reused
+    /// connection closed before taking is sent again on another; the response's body gives its
+    /// connection back once read to its end.
+    pub async fn send(
+        &self,
+        mut request: Request<Body>,
+        timeout: Duration,
+    ) -> Result<Response<Body>, SendError> {
+        let deadline = tokio::time::Instant::now() + timeout;
         request
             .headers_mut()
             .insert(header::HOST, self.shared.host.clone());
         loop {
-            let (mut sender, reused) = self.checkout().await?;
-            match sender.try_send_request(request).await {
-                Ok(response) => {
+            // An idle connection is ready at once; a timer is made only for a checkout that
+            // waits (a new connection), and becomes that connection's.
+            let mut waited: Option<Timer> = None;
+            let checked_out = {
+                let mut checkout = pin!(self.checkout());
+                poll_fn(|cx| {
+                    if let Poll::Ready(checked_out) = checkout.as_mut().poll(cx) {
+                        return Poll::Ready(Some(checked_out));
+                    }
+                    let timer =
+                        waited.get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+                    timer.as_mut().poll(cx).map(|()| None)
+                })
+                .await
+            };
+            let Some(checked_out) = checked_out else {
+                return Err(SendError::Timeout);
+            };
+            let (mut sender, timer, reused) = checked_out?;
+            let mut timer = match timer.or(waited) {
+                Some(timer) => timer,
+                None => Box::pin(tokio::time::sleep_until(deadline)),
+            };
+            timer.as_mut().reset(deadline);
+            let sent = {
+                let mut response = pin!(sender.try_send_request(request));
+                poll_fn(|cx| match response.as_mut().poll(cx) {
+                    Poll::Ready(sent) => Poll::Ready(Some(sent)),
+                    Poll::Pending => timer.as_mut().poll(cx).map(|()| None),
+                })
+                .await
+            };
+            match sent {
+                None => return Err(SendError::Timeout),
+                Some(Ok(response)) => {
                     let shared = Arc::clone(&self.shared);
                     return Ok(response.map(|body| {
                         Body::new(PooledBody {
                             body,
-                            connection: Some((sender, shared)),
+                            connection: Some((sender, timer, shared)),
                         })
                     }));
                 }
-                Err(mut err) => match err.take_message() {
+                Some(Err(mut err)) => match err.take_message() {
                     Some(unsent) if reused => request = unsent,
                     _ => return Err(err.into_error().into()),
                 },
@@ -106,20 +163,27 @@ impl Http1Pool {
         }
     }
 
-    /// An idle connection ready for a request (and `true`), or a new one (and `false`).
-    async fn checkout(&self) -> Result<(SendRequest<Body>, bool), SendError> {
+    /// An idle connection ready for a request, with its timer (and `true`), or a new one (and
+    /// `false`).
+    async fn checkout(&self) -> Result<(SendRequest<Body>, Option<Timer>, bool), SendError> {
         loop {
             let idle = lock(&self.shared.idle).pop_back();
-            let Some((mut sender, _)) = idle else {
+            let Some(Idle {
+                mut sender, timer, ..
+            }) = idle
+            else {
                 break;
             };
             // Ready at once unless the upstream closed it (then it is dropped, and the next one
             // tried); only connections whose last response was read to its end are idle.
             if sender.ready().await.is_ok() {
-                return Ok((sender, true));
+                return Ok((sender, Some(timer), true));
             }
         }
-        Ok((self.connect().await?, false))
+        // Boxed: the connection's set-up (address resolution, connect, handshake) is a large
+        // future that most requests, served on an idle connection, would otherwise carry and
+        // copy along with their own.
+        Ok((Box::pin(self.connect()).await?, None, false))
     }
 
     async fn connect(&self) -> Result<SendRequest<Body>, SendError> {
@@ -152,7 +216,7 @@ impl Http1Pool {
 impl Shared {
     /// Puts `sender` back for the next request, and closes the connections idle for longer than
     /// [`IDLE_TIMEOUT`].
-    fn release(&self, sender: SendRequest<Body>) {
+    fn release(&self, sender: SendRequest<Body>, timer: Timer) {
         if sender.is_closed() {
             return;
         }
@@ -160,11 +224,15 @@ impl Shared {
         let mut idle = lock(&self.idle);
         while idle
             .front()
-            .is_some_and(|(_, since)| now.duration_since(*since) > IDLE_TIMEOUT)
+            .is_some_and(|idle| now.duration_since(idle.since) > IDLE_TIMEOUT)
         {
             idle.pop_front();
         }
-        idle.push_back((sender, now));
+        idle.push_back(Idle {
+            sender,
+            timer,
+            since: now,
+        });
     }
 }
 
@@ -180,13 +248,13 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 /// dropped before its end leaves the connection unusable: hyper closes it).
 struct PooledBody {
     body: Incoming,
-    connection: Option<(SendRequest<Body>, Arc<Shared>)>,
+    connection: Option<(SendRequest<Body>, Timer, Arc<Shared>)>,
 }
 
 impl PooledBody {
     fn release(&mut self) {
-        if let Some((sender, shared)) = self.connection.take() {
-            shared.release(sender);
+        if let Some((sender, timer, shared)) = self.connection.take() {
+            shared.release(sender, timer);
         }
     }
 }

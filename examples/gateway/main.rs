@@ -12,7 +12,9 @@
 mod app;
 mod config;
 mod demo;
+mod dispatch;
 mod forward_auth;
+mod gate;
 mod headers;
 mod health;
 mod http1_pool;

@@ -9,6 +9,7 @@ use std::task::{Context, Poll};
 use axum::body::Body;
 use axum::http::{Request, Response, StatusCode};
 use axum::response::IntoResponse;
+use futures_util::FutureExt as _;
 use tower::{Layer as _, ServiceExt as _};
 use tower_jwt_auth::{Authorize, DefaultRejection};
 
@@ -37,17 +38,12 @@ impl tower::Service<Request<Body>> for Protected {
         Poll::Ready(Ok(()))
     }
 
-    fn call(&mut self, request: Request<Body>) -> Self::Future {
-        let protected = self.clone();
-        Box::pin(async move { Ok(protected.respond(request).await) })
-    }
-}
-
-impl Protected {
-    async fn respond(self, mut request: Request<Body>) -> Response<Body> {
+    fn call(&mut self, mut request: Request<Body>) -> Self::Future {
         let Some(path) = request.extensions_mut().remove::<CheckedPath>() else {
             // `handle` always inserts the path before calling the layer.
-            return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+            return Box::pin(std::future::ready(Ok(
+                StatusCode::INTERNAL_SERVER_ERROR.into_response()
+            )));
         };
         let authorize = self
             .routes
@@ -55,17 +51,16 @@ impl Protected {
             .and_then(|(index, _)| self.authorizers.get(index))
             .cloned();
         let Some(authorize) = authorize else {
-            return self.target.respond(request, &path, true).await;
+            // The forwarding future owns what it needs (it does not borrow the path), so the box
+            // holds it alone.
+            return Box::pin(self.target.respond(request, &path, true).map(Ok));
         };
-        let target = self.target;
-        let path = Arc::new(path);
+        let target = self.target.clone();
         let inner = tower::service_fn(move |request: Request<Body>| {
-            let (target, path) = (target.clone(), Arc::clone(&path));
-            async move { Ok::<_, Infallible>(target.respond(request, &path, true).await) }
+            target
+                .respond(request, &path, true)
+                .map(Ok::<_, Infallible>)
         });
-        match authorize.layer(inner).oneshot(request).await {
-            Ok(response) => response,
-            Err(never) => match never {},
-        }
+        Box::pin(authorize.layer(inner).oneshot(request))
     }
 }

@@ -4,14 +4,18 @@
 //! the gateway, the verified claims added as headers (after removing any copy the client sent),
 //! the canonical path, bodies streamed both ways, and `Upgrade` requests tunnelled.
 
+use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::ConnectInfo;
+use futures_util::future::Either;
 use http::header::{self, HeaderValue};
 use http::uri::PathAndQuery;
 use http::{Request, Response, StatusCode, Uri, Version};
+use hyper::upgrade::OnUpgrade;
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -19,7 +23,7 @@ use hyper_util::rt::TokioExecutor;
 
 use crate::config::Forwarding;
 use crate::headers::{ClaimHeaders, remove_hop_by_hop, set_forwarding};
-use crate::http1_pool::Http1Pool;
+use crate::http1_pool::{Http1Pool, SendError};
 use crate::routes::CheckedPath;
 use crate::upgrade::{self, TokenFromProtocol};
 use crate::upstream::{self, TlsError, Upstream};
@@ -98,24 +102,53 @@ impl Forwarder {
         }
     }
 
-    /// Forwards `request` to the canonical `path` and returns the upstream's response, or a
-    /// `502`/`504` with the failure in its extensions. With `authenticated`, the verified token
-    /// and claims the layer put in the request's extensions become the claim headers (none on a
-    /// public path). An `Upgrade` request answered `101` is tunnelled from then on.
-    pub async fn forward(
-        &self,
+    /// Forwards `request` to the canonical `path`; the future answers the upstream's response,
+    /// or a `502`/`504` with the failure in its extensions. With `authenticated`, the verified
+    /// token and claims the layer put in the request's extensions become the claim headers (none
+    /// on a public path). An `Upgrade` request answered `101` is tunnelled from then on.
+    ///
+    /// The request for the upstream is made here, before the future is first polled: the future
+    /// holds only it and what the exchange needs, not the client's request or the path (every
+    /// request's future is moved into a box behind the JWT layer, so its size is copied each time).
+    pub fn forward(
+        self: &Arc<Self>,
         mut request: Request<Body>,
         path: &CheckedPath,
         authenticated: bool,
-    ) -> Response<Body> {
+    ) -> impl Future<Output = Response<Body>> + Send + use<> {
         let upgrade = upgrade::requested(request.headers());
         let client_upgrade = upgrade.is_some().then(|| hyper::upgrade::on(&mut request));
+        let token_from_protocol = request.extensions().get::<TokenFromProtocol>().is_some();
+        match self.upstream_request(request, path, authenticated, upgrade.as_ref()) {
+            Ok(upstream_request) => Either::Left(Arc::clone(self).exchange(
+                upstream_request,
+                client_upgrade,
+                token_from_protocol,
+            )),
+            Err(err) => {
+                tracing::warn!(error = %err, "cannot build the upstream URI");
+                Either::Right(std::future::ready(failure_response(
+                    UpstreamFailure::Unreachable,
+                )))
+            }
+        }
+    }
+
+    /// The request for the upstream: hop-by-hop and spoofed headers removed, the forwarding
+    /// headers and (with `authenticated`) the claim headers set, the upstream URI for the
+    /// canonical `path`; an error when that URI can't be built.
+    fn upstream_request(
+        &self,
+        request: Request<Body>,
+        path: &CheckedPath,
+        authenticated: bool,
+        upgrade: Option<&HeaderValue>,
+    ) -> Result<Request<Body>, http::Error> {
         let (mut parts, body) = request.into_parts();
         let client_ip = parts
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
             .map(|info| info.0.ip());
-        let token_from_protocol = parts.extensions.get::<TokenFromProtocol>().is_some();
         let original_host = parts.headers.get(header::HOST).cloned().or_else(|| {
             parts
                 .uri
@@ -138,36 +171,45 @@ impl Forwarder {
             self.claim_headers
                 .insert_verified(headers, &parts.extensions);
         }
-        if let Some(protocol) = &upgrade {
+        if let Some(protocol) = upgrade {
             headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
             headers.insert(header::UPGRADE, protocol.clone());
         }
 
-        let pooled = match (&upgrade, &self.http1) {
-            (None, Some(pool)) => Some(pool),
-            _ => None,
-        };
-        let uri = match self.upstream_uri(path, &parts.uri, pooled.is_none()) {
-            Ok(uri) => uri,
-            Err(err) => {
-                tracing::warn!(error = %err, "cannot build the upstream URI");
-                return failure_response(UpstreamFailure::Unreachable);
-            }
-        };
+        let absolute = upgrade.is_some() || self.http1.is_none();
+        let uri = self.upstream_uri(path, &parts.uri, absolute)?;
         let mut upstream_request = Request::new(body);
         *upstream_request.method_mut() = parts.method;
         *upstream_request.uri_mut() = uri;
         *upstream_request.version_mut() = Version::HTTP_11;
         *upstream_request.headers_mut() = parts.headers;
-        let sent = async {
-            match (pooled, &upgrade) {
-                (Some(pool), _) => pool.send(upstream_request).await.map_err(Box::from),
-                (None, Some(_)) => send(&self.upgrade_client, upstream_request).await,
-                (None, None) => send(&self.client, upstream_request).await,
-            }
-        };
+        Ok(upstream_request)
+    }
 
-        match tokio::time::timeout(self.timeout, sent).await {
+    /// Sends `request` (made by [`upstream_request`](Self::upstream_request)) and answers with
+    /// the upstream's response; a client's `Upgrade` request (`client_upgrade`) answered `101`
+    /// is tunnelled.
+    async fn exchange(
+        self: Arc<Self>,
+        request: Request<Body>,
+        client_upgrade: Option<OnUpgrade>,
+        token_from_protocol: bool,
+    ) -> Response<Body> {
+        // One `await` per way: the futures of the three share their place in this one. `Err`:
+        // no response head within the timeout.
+        let sent = match (&client_upgrade, &self.http1) {
+            (None, Some(pool)) => match pool.send(request, self.timeout).await {
+                Err(SendError::Timeout) => Err(()),
+                sent => Ok(sent.map_err(SendFailure::from)),
+            },
+            (Some(_), _) => tokio::time::timeout(self.timeout, send(&self.upgrade_client, request))
+                .await
+                .map_err(drop),
+            (None, None) => tokio::time::timeout(self.timeout, send(&self.client, request))
+                .await
+                .map_err(drop),
+        };
+        match sent {
             Err(_) => {
                 tracing::warn!(upstream = %self.upstream.display(), timeout_ms = self.timeout.as_millis() as u64, "upstream timed out");
                 failure_response(UpstreamFailure::Timeout)

@@ -13,10 +13,11 @@ use std::io;
 use std::net::SocketAddr;
 use std::thread;
 
-use axum::Router;
 use axum::serve::ListenerExt as _;
 use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::{oneshot, watch};
+
+use crate::gate::Gate;
 
 /// The backlog of each listener, as `tokio::net::TcpListener::bind` gives.
 const BACKLOG: u32 = 1024;
@@ -67,14 +68,14 @@ pub struct Workers {
     sharing: Sharing,
 }
 
-/// Starts one worker per router: the first serves `listener`, each other one a listener of its
+/// Starts one worker per gate: the first serves `listener`, each other one a listener of its
 /// own bound to the same address with `SO_REUSEPORT` (see [`bind`]), or, when the address can't
 /// be bound again (`listener` was bound without it), `listener` itself.
-pub fn start(listener: TcpListener, routers: Vec<Router>) -> io::Result<Workers> {
+pub fn start(listener: TcpListener, gates: Vec<Gate>) -> io::Result<Workers> {
     let addr = listener.local_addr()?;
     let mut listeners = vec![listener.into_std()?];
     let mut sharing = Sharing::ReusePort;
-    for _ in 1..routers.len() {
+    for _ in 1..gates.len() {
         let own = match sharing {
             Sharing::ReusePort => reuse_port(addr),
             Sharing::SharedListener => listeners[0].try_clone(),
@@ -91,14 +92,14 @@ pub fn start(listener: TcpListener, routers: Vec<Router>) -> io::Result<Workers>
         listeners.push(listener);
     }
     let (stop, stopping) = watch::channel(false);
-    let mut done = Vec::with_capacity(routers.len());
-    for (index, (listener, router)) in listeners.into_iter().zip(routers).enumerate() {
+    let mut done = Vec::with_capacity(gates.len());
+    for (index, (listener, gate)) in listeners.into_iter().zip(gates).enumerate() {
         let (finished, result) = oneshot::channel();
         let stopping = stopping.clone();
         thread::Builder::new()
             .name(format!("gateway-worker-{index}"))
             .spawn(move || {
-                let _ = finished.send(serve(listener, router, stopping));
+                let _ = finished.send(serve(listener, gate, stopping));
             })?;
         done.push(result);
     }
@@ -148,7 +149,7 @@ fn reuse_port(addr: SocketAddr) -> io::Result<std::net::TcpListener> {
 /// [`Workers`] are dropped), then until its connections are done.
 fn serve(
     listener: std::net::TcpListener,
-    router: Router,
+    gate: Gate,
     mut stopping: watch::Receiver<bool>,
 ) -> io::Result<()> {
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -162,14 +163,11 @@ fn serve(
                 tracing::debug!(error = %err, "cannot set TCP_NODELAY");
             }
         });
-        axum::serve(
-            listener,
-            router.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(async move {
-            // A dropped sender (the gateway dropped without a shutdown) stops the worker too.
-            let _ = stopping.wait_for(|stop| *stop).await;
-        })
-        .await
+        axum::serve(listener, gate)
+            .with_graceful_shutdown(async move {
+                // A dropped sender (the gateway dropped without a shutdown) stops the worker too.
+                let _ = stopping.wait_for(|stop| *stop).await;
+            })
+            .await
     })
 }

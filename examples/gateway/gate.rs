@@ -1,0 +1,137 @@
+//! What a worker's connections are served by: the gateway's own endpoints (`/healthz`,
+//! `/metrics`, the RFC 9728 document, the demo page) through an axum [`Router`], and every other
+//! path, the proxied requests, straight to [`dispatch`] without the router (and without a box:
+//! its future is a named one).
+//!
+//! The router costs a proxied request a route lookup, its URL parameters and original URI put in
+//! the request's extensions, a clone of the boxed route service, the handler's extractors and a
+//! box for the handler's future (about 1 µs of CPU per request, 4% of the gateway's, in the
+//! profile of BENCHMARKS.md 4.2). The paths the router answers itself are few and known when it
+//! is built ([`OwnPaths`]); the router keeps [`dispatch`] as its fallback, so a path sent to it
+//! that none of its routes takes is still dispatched.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::ConnectInfo;
+use axum::routing::future::RouteFuture;
+use axum::serve::{IncomingStream, Listener};
+use futures_util::future::Either;
+use http::{Request, Response};
+use tower::Service;
+
+use crate::app::AppState;
+use crate::dispatch::{Dispatching, dispatch};
+
+/// The paths a worker's router answers itself: exact paths, and path prefixes.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct OwnPaths {
+    exact: Vec<String>,
+    prefixes: Vec<String>,
+}
+
+impl OwnPaths {
+    /// A route of the router at exactly `path`.
+    pub(crate) fn exact(&mut self, path: impl Into<String>) {
+        self.exact.push(path.into());
+    }
+
+    /// Routes of the router at paths starting with `prefix`.
+    pub(crate) fn prefix(&mut self, prefix: impl Into<String>) {
+        self.prefixes.push(prefix.into());
+    }
+
+    /// Whether the router may have a route for `path` (the raw path, as the router matches it).
+    fn covers(&self, path: &str) -> bool {
+        self.exact.iter().any(|own| own == path)
+            || self
+                .prefixes
+                .iter()
+                .any(|own| path.starts_with(own.as_str()))
+    }
+}
+
+/// One worker's service (see the module docs); as a make-service for [`axum::serve`], it gives
+/// each connection a copy that knows the client's address.
+#[derive(Clone)]
+pub(crate) struct Gate {
+    router: Router,
+    state: Arc<AppState>,
+    own: Arc<OwnPaths>,
+    /// The connection's client, for `X-Forwarded-For` (as [`ConnectInfo`] in the request's
+    /// extensions, where axum's connect-info service would put it).
+    remote: Option<SocketAddr>,
+}
+
+impl Gate {
+    /// `router` must have [`dispatch`] as its fallback, and routes only at `own` paths.
+    pub(crate) fn new(router: Router, state: Arc<AppState>, own: OwnPaths) -> Self {
+        Self {
+            router,
+            state,
+            own: Arc::new(own),
+            remote: None,
+        }
+    }
+}
+
+impl<L> Service<IncomingStream<'_, L>> for Gate
+where
+    L: Listener<Addr = SocketAddr>,
+{
+    type Response = Gate;
+    type Error = Infallible;
+    type Future = std::future::Ready<Result<Gate, Infallible>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, stream: IncomingStream<'_, L>) -> Self::Future {
+        let mut gate = self.clone();
+        gate.remote = Some(*stream.remote_addr());
+        std::future::ready(Ok(gate))
+    }
+}
+
+impl Service<Request<Body>> for Gate {
+    type Response = Response<Body>;
+    type Error = Infallible;
+    type Future = Either<RouteFuture<Infallible>, Dispatching>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, mut request: Request<Body>) -> Self::Future {
+        if let Some(remote) = self.remote {
+            request.extensions_mut().insert(ConnectInfo(remote));
+        }
+        if self.own.covers(request.uri().path()) {
+            return Either::Left(self.router.call(request));
+        }
+        Either::Right(dispatch(Arc::clone(&self.state), request))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn own_paths_are_exact_or_under_a_prefix() {
+        let mut own = OwnPaths::default();
+        own.exact("/healthz");
+        own.prefix("/_demo");
+        assert!(own.covers("/healthz"));
+        assert!(!own.covers("/healthz/"));
+        assert!(!own.covers("/healthzz"));
+        assert!(own.covers("/_demo/app.js"));
+        assert!(own.covers("/_demo"));
+        assert!(!own.covers("/hello"));
+    }
+}
