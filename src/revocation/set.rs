@@ -282,8 +282,14 @@ mod tests {
         assert_eq!(set.len(), 100_000);
         for n in 0..100_000 {
             assert!(set.is_revoked(Some(&format!("jti-{n}")), None, None), "{n}");
-            assert!(!set.is_revoked(Some(&format!("jti-{n}x")), None, None), "{n}");
-            assert!(!set.is_revoked(None, Some(&format!("jti-{n}")), None), "{n}");
+            assert!(
+                !set.is_revoked(Some(&format!("jti-{n}x")), None, None),
+                "{n}"
+            );
+            assert!(
+                !set.is_revoked(None, Some(&format!("jti-{n}")), None),
+                "{n}"
+            );
         }
         let other = RevokedSet::new(1);
         assert_ne!(
