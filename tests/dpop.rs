@@ -1009,3 +1009,54 @@ async fn the_binding_is_checked_when_a_decision_has_to_wait_too() {
         AuthError::TokenBinding("DPoP-bound token sent as a bearer token")
     );
 }
+
+#[tokio::test]
+async fn a_known_proof_key_still_checks_every_proofs_signature() {
+    let app = app(DpopPolicy::Required).await;
+    let key = ClientKey::es256();
+    let token = key.token();
+    let request = |proof: &str| dpop_request(Method::GET, "/orders", &token, &[proof]);
+    // The first proof prepares the key from its header, which is then kept.
+    let first = key.proof("GET", URL, &token);
+    assert_eq!(send(&app, request(&first)).await.status(), StatusCode::OK);
+    let second = key.proof("GET", URL, &token);
+    let (signing_input, signature) = second.rsplit_once('.').unwrap();
+    assert_eq!(
+        first.split_once('.').unwrap().0,
+        second.split_once('.').unwrap().0,
+        "one client key, one header"
+    );
+    // The known header with a signature that is not its key's: refused.
+    let forged = format!("{signing_input}.{}", URL_SAFE_NO_PAD.encode([1u8; 64]));
+    assert_invalid_proof(
+        &send(&app, request(&forged)).await,
+        "signature invalid",
+        "forged, known header",
+    );
+    let mut bytes = URL_SAFE_NO_PAD.decode(signature).unwrap();
+    bytes[10] ^= 1;
+    let flipped = format!("{signing_input}.{}", URL_SAFE_NO_PAD.encode(bytes));
+    assert_invalid_proof(
+        &send(&app, request(&flipped)).await,
+        "signature invalid",
+        "one bit off, known header",
+    );
+    // The known header over other claims, signed for those: its signature still decides.
+    let replayed_input = format!("{}.{}", first.split_once('.').unwrap().0, {
+        let claims = key.claims("GET", URL, &token);
+        URL_SAFE_NO_PAD.encode(claims.to_string())
+    });
+    let spliced = format!("{replayed_input}.{signature}");
+    assert_invalid_proof(
+        &send(&app, request(&spliced)).await,
+        "signature invalid",
+        "another proof's signature, known header",
+    );
+    // A genuine proof with the known header passes, its kept thumbprint matched to `cnf.jkt`.
+    let response = send(&app, request(&second)).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let body = axum::body::to_bytes(response.into_body(), 1024)
+        .await
+        .unwrap();
+    assert_eq!(body, key.jkt.as_bytes());
+}

@@ -9,7 +9,7 @@ use http::{HeaderValue, Method, Request};
 use serde::Deserialize;
 use url::{Position, Url};
 
-use super::proof::{access_token_hash, verify_proof};
+use super::proof::{ProofKeys, access_token_hash, verify_proof};
 use super::{DpopConfig, DpopPolicy, InMemoryReplayCache, NonceSource, ReplayCache, ReplayCheck};
 use crate::algorithm::AlgorithmSet;
 use crate::claims::VerifiedToken;
@@ -213,6 +213,8 @@ struct ProofChecker {
     replay: Arc<dyn ReplayCache>,
     nonces: Option<Arc<dyn NonceSource>>,
     max_len: usize,
+    /// The proof keys already prepared, by their proofs' headers.
+    keys: ProofKeys,
 }
 
 impl std::fmt::Debug for SenderConstraint {
@@ -260,6 +262,7 @@ impl SenderConstraint {
                 .unwrap_or_else(|| Arc::new(InMemoryReplayCache::default())),
             nonces: config.nonces,
             max_len,
+            keys: ProofKeys::default(),
         });
         Ok(Self {
             any_required: policies
@@ -398,7 +401,7 @@ impl ProofChecker {
         if text.len() > self.max_len {
             return Err(invalid("proof too large"));
         }
-        let proof = verify_proof(text, self.algorithms)?;
+        let proof = verify_proof(text, self.algorithms, &self.keys)?;
         if proof.htm != presented.method.as_str() {
             return Err(invalid("htm does not match the request method"));
         }

@@ -2,6 +2,8 @@
 //! with the public key in its own header by an allowed asymmetric algorithm, for this method and
 //! URI, recent, with the access token's hash.
 
+use std::sync::Arc;
+
 use aws_lc_rs::digest;
 use serde::Deserialize;
 
@@ -32,6 +34,45 @@ pub(crate) struct Proof {
 
 fn invalid(reason: &'static str) -> AuthError {
     AuthError::InvalidDpopProof(reason)
+}
+
+/// How many bytes of headers and prepared keys [`ProofKeys`] holds.
+const PROOF_KEYS_BYTES: u64 = 1 << 20;
+
+/// Proof keys already prepared, by the exact encoded header they came in. A client signs all its
+/// proofs with one key, so they share one header byte for byte; a proof whose header is known
+/// skips decoding and parsing it a second time, reading its `jwk`, checking and preparing the key
+/// and hashing its thumbprint. Everything kept is a function of the header's bytes alone, and a
+/// key is kept only once a proof's signature verified with it; every proof's own signature is
+/// checked with the key whether it was kept or not. Bounded in bytes; a flood of new keys only
+/// evicts.
+pub(crate) struct ProofKeys(quick_cache::sync::Cache<Box<str>, Arc<ProofKey>, ProofKeyBytes>);
+
+impl Default for ProofKeys {
+    fn default() -> Self {
+        Self(quick_cache::sync::Cache::with_weighter(
+            1024,
+            PROOF_KEYS_BYTES,
+            ProofKeyBytes,
+        ))
+    }
+}
+
+/// A proof's key, ready to verify, and its RFC 7638 thumbprint (base64url).
+struct ProofKey {
+    key: PreparedKey,
+    jkt: String,
+}
+
+/// Weighs a kept key by its header, plus a generous allowance for the prepared key (an RSA key's
+/// is the largest).
+#[derive(Clone, Copy)]
+struct ProofKeyBytes;
+
+impl quick_cache::Weighter<Box<str>, Arc<ProofKey>> for ProofKeyBytes {
+    fn weight(&self, header: &Box<str>, _: &Arc<ProofKey>) -> u64 {
+        1024 + u64::try_from(header.len()).unwrap_or(u64::MAX)
+    }
 }
 
 /// The members of a proof's `jwk` this crate reads; private members are looked for so that a
@@ -125,7 +166,11 @@ fn proof_key(jwk: &ProofJwk, alg: Algorithm) -> Result<(PreparedKey, Thumbprint)
 
 /// Parses `text` as a proof and checks its form, type, key and signature. The claims' values
 /// (method, URI, time, token hash, nonce, replay) are the caller's to compare.
-pub(crate) fn verify_proof(text: &str, algorithms: AlgorithmSet) -> Result<Proof, AuthError> {
+pub(crate) fn verify_proof(
+    text: &str,
+    algorithms: AlgorithmSet,
+    keys: &ProofKeys,
+) -> Result<Proof, AuthError> {
     let jws = CompactJws::parse(text).map_err(|error| match error {
         AuthError::UnsecuredToken => invalid("unsecured proof"),
         AuthError::UnsupportedAlgorithm => invalid("alg not supported"),
@@ -143,23 +188,21 @@ pub(crate) fn verify_proof(text: &str, algorithms: AlgorithmSet) -> Result<Proof
     if !algorithms.contains(header.alg) || header.alg.is_symmetric() {
         return Err(invalid("alg not allowed"));
     }
-    // The header was read once for `alg`/`typ`; `jwk` is read from the same bytes.
-    let header_bytes =
-        base64url::decode(jws.encoded_header).ok_or(invalid("malformed proof header"))?;
-    let header_text =
-        std::str::from_utf8(&header_bytes).map_err(|_| invalid("malformed proof header"))?;
-    let header_object =
-        JsonObject::parse(header_text).map_err(|_| invalid("malformed proof header"))?;
-    let jwk: ProofJwk = header_object
-        .get("jwk")
-        .map_err(|()| invalid("jwk is not a JSON Web Key"))?
-        .ok_or(invalid("no jwk in the header"))?;
-    let (key, thumbprint) = proof_key(&jwk, header.alg)?;
-    let verifier = key
+    let known = keys.0.get(jws.encoded_header);
+    let proof_key = match &known {
+        Some(known) => Arc::clone(known),
+        None => Arc::new(header_key(jws.encoded_header, header.alg)?),
+    };
+    let verifier = proof_key
+        .key
         .verifier(header.alg)
         .ok_or(invalid("jwk is not a usable key for the proof's alg"))?;
     if !verifier.verify(jws.signing_input, &jws.signature) {
         return Err(invalid("signature invalid"));
+    }
+    if known.is_none() {
+        keys.0
+            .insert(jws.encoded_header.into(), Arc::clone(&proof_key));
     }
 
     let payload = std::str::from_utf8(&jws.payload).map_err(|_| invalid("malformed claims"))?;
@@ -186,13 +229,34 @@ pub(crate) fn verify_proof(text: &str, algorithms: AlgorithmSet) -> Result<Proof
     let ath = string("ath", "ath is not a string")?;
     let nonce = string("nonce", "nonce is not a string")?;
     Ok(Proof {
-        jkt: thumbprint.encode(),
+        jkt: proof_key.jkt.clone(),
         jti,
         htm,
         htu,
         iat: iat.0,
         ath,
         nonce,
+    })
+}
+
+/// The key in the proof header `encoded_header` (the `jwk` member), prepared for `alg`, and its
+/// thumbprint.
+fn header_key(encoded_header: &str, alg: Algorithm) -> Result<ProofKey, AuthError> {
+    // The header was read once for `alg`/`typ`; `jwk` is read from the same bytes.
+    let header_bytes =
+        base64url::decode(encoded_header).ok_or(invalid("malformed proof header"))?;
+    let header_text =
+        std::str::from_utf8(&header_bytes).map_err(|_| invalid("malformed proof header"))?;
+    let header_object =
+        JsonObject::parse(header_text).map_err(|_| invalid("malformed proof header"))?;
+    let jwk: ProofJwk = header_object
+        .get("jwk")
+        .map_err(|()| invalid("jwk is not a JSON Web Key"))?
+        .ok_or(invalid("no jwk in the header"))?;
+    let (key, thumbprint) = proof_key(&jwk, alg)?;
+    Ok(ProofKey {
+        key,
+        jkt: thumbprint.encode(),
     })
 }
 
