@@ -16,7 +16,7 @@ use crate::dpop::SenderConstraint;
 use crate::error::AuthError;
 use crate::introspection::{Introspector, looks_like_jws};
 use crate::revocation::RevocationList;
-use crate::token::{Scheme, TokenExtractor};
+use crate::token::{Scheme, TokenExtractor, is_b64token};
 use crate::verify::{Failure, Verified, Verifier};
 
 /// A user check that may wait (a database, a revocation service): the claims and the token in,
@@ -147,11 +147,7 @@ where
         if self.config.cors_preflight && is_cors_preflight(request) {
             return Decision::Ready(Ok(Outcome::Anonymous));
         }
-        let (token, scheme) = match self
-            .config
-            .extractor
-            .extract_with_scheme(request.headers(), request.uri())
-        {
+        let found = match self.config.extractor.find(request.headers(), request.uri()) {
             Ok(Some(found)) => found,
             Ok(None) if self.optional => return Decision::Ready(Ok(Outcome::Anonymous)),
             Ok(None) => return Decision::Ready(Err(AuthError::MissingToken)),
@@ -159,8 +155,8 @@ where
         };
         // One reading of the clock serves the token's checks and its binding's.
         let now = self.config.clock.unix_seconds();
-        let decision = self.decide_token_at(&token, now);
-        self.check_binding(decision, request, scheme, &token, now)
+        let decision = self.decide_token_at(&found.token, now, !found.characters_checked);
+        self.check_binding(decision, request, found.scheme, &found.token, now)
     }
 
     /// Checks a verified token's sender constraint (DPoP proof, client certificate) against the
@@ -204,17 +200,26 @@ where
 
     /// Decides for a bare token (no request around it).
     pub(crate) fn decide_token(&self, token: &str) -> Decision<T> {
-        self.decide_token_at(token, self.config.clock.unix_seconds())
+        self.decide_token_at(token, self.config.clock.unix_seconds(), false)
     }
 
     /// [`decide_token`](Self::decide_token) at `now` (seconds since the epoch).
-    fn decide_token_at(&self, token: &str, now: i64) -> Decision<T> {
+    ///
+    /// `unchecked_header`: the token came from the `Authorization` header and its characters
+    /// were not checked yet (see [`Extracted::characters_checked`](crate::token::Extracted)).
+    /// Whatever refuses the token, or would fetch or ask anything for it, checks them first: a
+    /// character outside `b64token` makes the header malformed, and nothing is done for it.
+    fn decide_token_at(&self, token: &str, now: i64, unchecked_header: bool) -> Decision<T> {
+        let malformed = || unchecked_header && !is_b64token(token.as_bytes());
         if self
             .config
             .introspection
             .as_ref()
             .is_some_and(|_| !looks_like_jws(token))
         {
+            if malformed() {
+                return Decision::Ready(Err(AuthError::MalformedAuthorizationHeader));
+            }
             if token.len() > self.config.verifier.max_token_len {
                 return Decision::Ready(Err(AuthError::TokenTooLarge));
             }
@@ -235,6 +240,7 @@ where
                     this.run_async_checks(verified).await
                 }))
             }
+            Err(_) if malformed() => Decision::Ready(Err(AuthError::MalformedAuthorizationHeader)),
             Err(Failure::Rejected(error)) => Decision::Ready(Err(error)),
             Err(Failure::KeysMayArrive { issuer, kid, error }) => {
                 let keys = &verifier.issuers[issuer].keys;

@@ -50,7 +50,7 @@ pub(crate) enum Scheme {
 
 impl TokenExtractor {
     /// The request's token, `Ok(None)` if it has none.
-    #[cfg_attr(not(test), allow(dead_code))]
+    #[cfg(test)]
     pub(crate) fn extract<'r>(
         &self,
         headers: &'r HeaderMap,
@@ -60,32 +60,83 @@ impl TokenExtractor {
             .map(|found| found.map(|(token, _)| token))
     }
 
-    /// The request's token and the scheme it came under, `Ok(None)` if it has none.
+    /// The request's token and the scheme it came under, `Ok(None)` if it has none, with every
+    /// check of [`find`](Self::find) done.
+    #[cfg(test)]
     pub(crate) fn extract_with_scheme<'r>(
         &self,
         headers: &'r HeaderMap,
         uri: &'r Uri,
     ) -> Result<Option<(Cow<'r, str>, Scheme)>, AuthError> {
-        // A header token's characters are checked as the header is read; the others' below.
-        let mut found = authorization_token(headers, self.dpop_scheme)?
-            .map(|(token, scheme)| (Cow::Borrowed(token), scheme, true));
+        match self.find(headers, uri)? {
+            Some(found) if !found.characters_checked && !is_b64token(found.token.as_bytes()) => {
+                Err(AuthError::MalformedAuthorizationHeader)
+            }
+            found => Ok(found.map(|found| (found.token, found.scheme))),
+        }
+    }
+
+    /// The request's token and the scheme it came under, `Ok(None)` if it has none.
+    ///
+    /// The characters of a token from the `Authorization` header are left unchecked (see
+    /// [`Extracted::characters_checked`]): the caller checks them, with [`is_b64token`], unless
+    /// the token is accepted. Every other check is done here.
+    pub(crate) fn find<'r>(
+        &self,
+        headers: &'r HeaderMap,
+        uri: &'r Uri,
+    ) -> Result<Option<Extracted<'r>>, AuthError> {
+        let mut found =
+            authorization_token(headers, self.dpop_scheme)?.map(|(token, scheme)| Extracted {
+                token: Cow::Borrowed(token),
+                scheme,
+                characters_checked: false,
+            });
         for source in &*self.extra_sources {
             if let Some(token) = from_source(source, headers, uri)? {
                 if found.is_some() {
                     return Err(AuthError::MultipleTokens);
                 }
-                found = Some((token, Scheme::Bearer, false));
+                found = Some(Extracted {
+                    token,
+                    scheme: Scheme::Bearer,
+                    characters_checked: true,
+                });
             }
         }
-        match found {
-            Some((token, _, _)) if token.len() > self.max_len => Err(AuthError::TokenTooLarge),
-            Some((token, _, false)) if !is_b64token(token.as_bytes()) => Err(
-                AuthError::MalformedToken("token has characters outside the b64token set"),
-            ),
-            Some((token, scheme, _)) => Ok(Some((token, scheme))),
-            None => Ok(None),
+        let Some(found) = found else {
+            return Ok(None);
+        };
+        let from_header = !found.characters_checked;
+        if found.token.len() > self.max_len {
+            // A malformed header is called that, whatever its size.
+            if from_header && !is_b64token(found.token.as_bytes()) {
+                return Err(AuthError::MalformedAuthorizationHeader);
+            }
+            return Err(AuthError::TokenTooLarge);
         }
+        if !from_header && !is_b64token(found.token.as_bytes()) {
+            return Err(AuthError::MalformedToken(
+                "token has characters outside the b64token set",
+            ));
+        }
+        Ok(Some(found))
     }
+}
+
+/// A token found in a request.
+#[derive(Debug)]
+pub(crate) struct Extracted<'r> {
+    pub(crate) token: Cow<'r, str>,
+    pub(crate) scheme: Scheme,
+    /// Whether the token's characters were checked against RFC 6750's `b64token`. Those of a
+    /// token from the `Authorization` header are not, at first: a token the layer accepts is a
+    /// JWS whose three parts were decoded as strict base64url (or the very bytes of one, from
+    /// the cache), so none of its characters can be outside that set, and a hit would otherwise
+    /// spend ~1,150 instructions (a fifth of the layer's cost) checking a 600-byte token for
+    /// nothing. A token that is not accepted is checked then, so that the answer is still
+    /// `MalformedAuthorizationHeader`, and before anything is fetched or asked for it.
+    pub(crate) characters_checked: bool,
 }
 
 /// The token of the `Authorization` header, if its scheme is `Bearer` (or `DPoP`, when `dpop`).
@@ -117,14 +168,16 @@ fn authorization_token(
     } else {
         return Ok(None);
     };
-    // `"Bearer" 1*SP b64token` (and `"DPoP" 1*SP token68`, the same characters): one or more spaces, then exactly one token, then nothing.
+    // `"Bearer" 1*SP b64token` (and `"DPoP" 1*SP token68`, the same characters): one or more
+    // spaces, then exactly one token, then nothing. The token's characters are checked later
+    // (see `Extracted::characters_checked`).
     let rest = &bytes[scheme_len..];
     let spaces = rest.iter().take_while(|b| **b == b' ').count();
     let token = &rest[spaces..];
-    if spaces == 0 || !is_b64token(token) {
+    if spaces == 0 || token.is_empty() {
         return Err(AuthError::MalformedAuthorizationHeader);
     }
-    // b64token characters are ASCII, so this can't fail.
+    // Not UTF-8 is not b64token either.
     std::str::from_utf8(token)
         .map(|token| Some((token, scheme)))
         .map_err(|_| AuthError::MalformedAuthorizationHeader)
@@ -230,7 +283,7 @@ fn websocket_protocol_token(headers: &HeaderMap) -> Result<Option<&str>, AuthErr
 /// Every byte is classified with comparisons only and the results are and-ed without an early
 /// exit, so the compiler checks many bytes per instruction (the length is bounded by
 /// `max_token_len` before the claims are ever read, and by the header size limit before that).
-fn is_b64token(token: &[u8]) -> bool {
+pub(crate) fn is_b64token(token: &[u8]) -> bool {
     let padding = token.iter().rev().take_while(|b| **b == b'=').count();
     let body = &token[..token.len() - padding];
     !body.is_empty()

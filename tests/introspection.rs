@@ -96,6 +96,43 @@ async fn an_inactive_token_is_401_and_its_answer_is_cached_briefly() {
 }
 
 #[tokio::test]
+async fn an_opaque_token_outside_b64token_is_never_sent_to_the_endpoint() {
+    // A header token's characters are checked only when the layer does not accept the token,
+    // but before it asks the endpoint anything.
+    let issuer = TestIssuer::start().await.unwrap();
+    let app = axum::Router::new()
+        .route("/me", axum::routing::get(|| async { "ok" }))
+        .layer(layer(&issuer).await);
+    let token = issuer.opaque_token(json!({ "sub": "alice" }));
+    for value in [format!("Bearer {token}!"), format!("Bearer {token}\u{e9}")] {
+        let response = app
+            .clone()
+            .oneshot(
+                Request::get("/me")
+                    .header("authorization", value.as_str())
+                    .body(Body::empty())
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{value}");
+    }
+    assert_eq!(issuer.introspection_requests(), 0);
+    // The well-formed token is asked for, and accepted.
+    let response = app
+        .oneshot(
+            Request::get("/me")
+                .header("authorization", format!("Bearer {token}"))
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(issuer.introspection_requests(), 1);
+}
+
+#[tokio::test]
 async fn active_answers_are_cached_and_their_claims_checked_on_every_request() {
     let issuer = TestIssuer::start().await.unwrap();
     let layer = layer(&issuer).await;

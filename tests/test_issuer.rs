@@ -203,6 +203,36 @@ async fn an_unknown_kid_is_refused_after_one_refetch() {
 }
 
 #[tokio::test]
+async fn a_header_token_with_a_character_outside_b64token_fetches_nothing() {
+    // The layer checks a header token's characters only when it does not accept it (an accepted
+    // token is strict base64url). Nothing may be done for such a token before it is refused:
+    // here, its JWS header names an unknown `kid`, which would make the layer refetch the keys.
+    let issuer = TestIssuer::start().await.unwrap();
+    let layer = layer(&issuer, RefreshPolicy::default()).await;
+    let token = issuer.token_with_unknown_kid();
+    for spoilt in [
+        format!("{token}!"),
+        format!("{token}%41"),
+        token.replacen('.', ".$", 1),
+    ] {
+        let reply = call(&layer, &spoilt).await;
+        assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{spoilt}");
+        assert_eq!(
+            reply.challenge,
+            r#"Bearer realm="tests", error="invalid_request", error_description="malformed authorization header""#
+        );
+    }
+    assert_eq!(
+        issuer.jwks_requests(),
+        1,
+        "no refetch for a malformed header"
+    );
+    // The same token, well formed, does make one.
+    assert_invalid_token(&call(&layer, &token).await, "no key for this token");
+    assert_eq!(issuer.jwks_requests(), 2);
+}
+
+#[tokio::test]
 async fn a_forged_signature_is_refused() {
     let issuer = TestIssuer::start().await.unwrap();
     let layer = layer(&issuer, RefreshPolicy::default()).await;
