@@ -166,7 +166,7 @@ where
         decision: Decision<T>,
         request: &Request<B>,
         scheme: Scheme,
-        token: &str,
+        token: &[u8],
         now: i64,
     ) -> Decision<T> {
         let sender = &self.config.sender;
@@ -182,7 +182,7 @@ where
             Decision::Pending(pending) => {
                 let presented = sender.presented(request, scheme);
                 let this = self.clone();
-                let token = token.to_owned();
+                let token = token.to_vec();
                 Decision::Pending(Box::pin(async move {
                     let outcome = pending.await?;
                     if let Outcome::Verified(verified) = &outcome {
@@ -200,7 +200,7 @@ where
 
     /// Decides for a bare token (no request around it).
     pub(crate) fn decide_token(&self, token: &str) -> Decision<T> {
-        self.decide_token_at(token, self.config.clock.unix_seconds(), false)
+        self.decide_token_at(token.as_bytes(), self.config.clock.unix_seconds(), false)
     }
 
     /// [`decide_token`](Self::decide_token) at `now` (seconds since the epoch).
@@ -209,8 +209,11 @@ where
     /// were not checked yet (see [`Extracted::characters_checked`](crate::token::Extracted)).
     /// Whatever refuses the token, or would fetch or ask anything for it, checks them first: a
     /// character outside `b64token` makes the header malformed, and nothing is done for it.
-    fn decide_token_at(&self, token: &str, now: i64, unchecked_header: bool) -> Decision<T> {
-        let malformed = || unchecked_header && !is_b64token(token.as_bytes());
+    ///
+    /// The token is bytes: those of a header token are not known to be UTF-8 until it is parsed
+    /// or checked, and a hit in the verified-token cache needs neither.
+    fn decide_token_at(&self, token: &[u8], now: i64, unchecked_header: bool) -> Decision<T> {
+        let malformed = || unchecked_header && !is_b64token(token);
         if self
             .config
             .introspection
@@ -223,8 +226,11 @@ where
             if token.len() > self.config.verifier.max_token_len {
                 return Decision::Ready(Err(AuthError::TokenTooLarge));
             }
+            let token = match token_text(token) {
+                Ok(text) => text.to_owned(),
+                Err(error) => return Decision::Ready(Err(error)),
+            };
             let this = self.clone();
-            let token = token.to_owned();
             return Decision::Pending(Box::pin(async move { this.introspect(&token).await }));
         }
         let verifier = &self.config.verifier;
@@ -234,7 +240,7 @@ where
             }
             Ok(verified) => {
                 let this = self.clone();
-                let token = token.to_owned();
+                let token = token.to_vec();
                 Decision::Pending(Box::pin(async move {
                     this.confirm_active(&token).await?;
                     this.run_async_checks(verified).await
@@ -248,7 +254,7 @@ where
                 match keys.wait_for_kid(kid.as_deref(), unknown_key) {
                     Some(wait) => {
                         let this = self.clone();
-                        let token = token.to_owned();
+                        let token = token.to_vec();
                         Decision::Pending(Box::pin(async move {
                             wait.await;
                             this.verify_after_wait(&token).await
@@ -261,7 +267,7 @@ where
     }
 
     /// Verifies `token` once more after a refetch; a failure now is final.
-    async fn verify_after_wait(&self, token: &str) -> Result<Outcome<T>, AuthError> {
+    async fn verify_after_wait(&self, token: &[u8]) -> Result<Outcome<T>, AuthError> {
         let verifier = &self.config.verifier;
         match self.verify_at(token, self.config.clock.unix_seconds()) {
             Ok(verified) => {
@@ -284,7 +290,7 @@ where
 
     /// Verifies `token` at `now` (from the cache when it can), then checks the local copy of the
     /// revocation list: no I/O.
-    fn verify_at(&self, token: &str, now: i64) -> Result<Verified<T>, Failure> {
+    fn verify_at(&self, token: &[u8], now: i64) -> Result<Verified<T>, Failure> {
         let verified = self.config.verifier.verify(token, now)?;
         if let Some(revocation) = &self.config.revocation {
             revocation.check(verified.token.registered_claims())?;
@@ -334,10 +340,13 @@ where
     }
 
     /// With JWT introspection, a verified JWT must also be active at the issuer.
-    async fn confirm_active(&self, token: &str) -> Result<(), AuthError> {
+    async fn confirm_active(&self, token: &[u8]) -> Result<(), AuthError> {
         match &self.config.introspection {
             Some(introspection) if introspection.jwts => {
-                let answer = introspection.introspector.introspect(token).await?;
+                let answer = introspection
+                    .introspector
+                    .introspect(token_text(token)?)
+                    .await?;
                 answer.active.map(|_| ()).ok_or(AuthError::InactiveToken)
             }
             _ => Ok(()),
@@ -369,6 +378,13 @@ where
             Outcome::Anonymous => Err(AuthError::MissingToken),
         }
     }
+}
+
+/// `token` as text. A token that verified is ASCII (strict base64url and dots), so is one whose
+/// characters were checked, and a bare token was text to begin with: this fails only for bytes
+/// that were never a token.
+fn token_text(token: &[u8]) -> Result<&str, AuthError> {
+    std::str::from_utf8(token).map_err(|_| AuthError::MalformedToken("token is not UTF-8"))
 }
 
 /// Puts what the handler may extract into the request: the claims and the token, or the mark of

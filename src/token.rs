@@ -68,12 +68,21 @@ impl TokenExtractor {
         headers: &'r HeaderMap,
         uri: &'r Uri,
     ) -> Result<Option<(Cow<'r, str>, Scheme)>, AuthError> {
-        match self.find(headers, uri)? {
-            Some(found) if !found.characters_checked && !is_b64token(found.token.as_bytes()) => {
-                Err(AuthError::MalformedAuthorizationHeader)
-            }
-            found => Ok(found.map(|found| (found.token, found.scheme))),
+        let Some(found) = self.find(headers, uri)? else {
+            return Ok(None);
+        };
+        if !found.characters_checked && !is_b64token(&found.token) {
+            return Err(AuthError::MalformedAuthorizationHeader);
         }
+        let token = match found.token {
+            Cow::Borrowed(bytes) => Cow::Borrowed(
+                std::str::from_utf8(bytes).map_err(|_| AuthError::MalformedAuthorizationHeader)?,
+            ),
+            Cow::Owned(bytes) => Cow::Owned(
+                String::from_utf8(bytes).map_err(|_| AuthError::MalformedAuthorizationHeader)?,
+            ),
+        };
+        Ok(Some((token, found.scheme)))
     }
 
     /// The request's token and the scheme it came under, `Ok(None)` if it has none.
@@ -98,7 +107,10 @@ impl TokenExtractor {
                     return Err(AuthError::MultipleTokens);
                 }
                 found = Some(Extracted {
-                    token,
+                    token: match token {
+                        Cow::Borrowed(text) => Cow::Borrowed(text.as_bytes()),
+                        Cow::Owned(text) => Cow::Owned(text.into_bytes()),
+                    },
                     scheme: Scheme::Bearer,
                     characters_checked: true,
                 });
@@ -110,12 +122,12 @@ impl TokenExtractor {
         let from_header = !found.characters_checked;
         if found.token.len() > self.max_len {
             // A malformed header is called that, whatever its size.
-            if from_header && !is_b64token(found.token.as_bytes()) {
+            if from_header && !is_b64token(&found.token) {
                 return Err(AuthError::MalformedAuthorizationHeader);
             }
             return Err(AuthError::TokenTooLarge);
         }
-        if !from_header && !is_b64token(found.token.as_bytes()) {
+        if !from_header && !is_b64token(&found.token) {
             return Err(AuthError::MalformedToken(
                 "token has characters outside the b64token set",
             ));
@@ -127,7 +139,10 @@ impl TokenExtractor {
 /// A token found in a request.
 #[derive(Debug)]
 pub(crate) struct Extracted<'r> {
-    pub(crate) token: Cow<'r, str>,
+    /// The token's bytes: those of a header token are not known to be UTF-8 yet (a hit in the
+    /// verified-token cache is the very bytes of a token that verified, so it needs no check,
+    /// and a miss checks them as it parses the token).
+    pub(crate) token: Cow<'r, [u8]>,
     pub(crate) scheme: Scheme,
     /// Whether the token's characters were checked against RFC 6750's `b64token`. Those of a
     /// token from the `Authorization` header are not, at first: a token the layer accepts is a
@@ -146,7 +161,7 @@ pub(crate) struct Extracted<'r> {
 fn authorization_token(
     headers: &HeaderMap,
     dpop: bool,
-) -> Result<Option<(&str, Scheme)>, AuthError> {
+) -> Result<Option<(&[u8], Scheme)>, AuthError> {
     let mut values = headers.get_all(AUTHORIZATION).iter();
     let Some(value) = values.next() else {
         return Ok(None);
@@ -177,10 +192,7 @@ fn authorization_token(
     if spaces == 0 || token.is_empty() {
         return Err(AuthError::MalformedAuthorizationHeader);
     }
-    // Not UTF-8 is not b64token either.
-    std::str::from_utf8(token)
-        .map(|token| Some((token, scheme)))
-        .map_err(|_| AuthError::MalformedAuthorizationHeader)
+    Ok(Some((token, scheme)))
 }
 
 fn from_source<'r>(

@@ -110,11 +110,15 @@ impl From<AuthError> for Failure {
 impl<T: DeserializeOwned + Send + Sync + 'static> Verifier<T> {
     /// Verifies `token` at time `now` (seconds since the epoch), from the verified-token cache
     /// when it holds the token.
-    pub(crate) fn verify(&self, token: &str, now: i64) -> Result<Verified<T>, Failure> {
+    ///
+    /// The token is bytes, not known to be UTF-8: a cache hit is the very bytes of a token that
+    /// verified, and a miss checks them as it parses the token.
+    pub(crate) fn verify(&self, token: &[u8], now: i64) -> Result<Verified<T>, Failure> {
         if token.len() > self.max_token_len {
             return Err(AuthError::TokenTooLarge.into());
         }
         let Some(cache) = &self.cache else {
+            let token = text(token)?;
             return self.verify_token(token, now).map(|(verified, _)| verified);
         };
         let hash = cache.hash(token);
@@ -132,6 +136,7 @@ impl<T: DeserializeOwned + Send + Sync + 'static> Verifier<T> {
             cache.remove(hash);
         }
         telemetry::cache_lookup(false);
+        let token = text(token)?;
         let (verified, Signer { issuer, key }) = self.verify_token(token, now)?;
         cache.insert(
             hash,
@@ -361,6 +366,11 @@ impl<T: DeserializeOwned + Send + Sync + 'static> Verifier<T> {
 /// Picks the key for `jws` in `keys` by `kid` and `alg`, checks the signature with it, and returns
 /// the key that verified it. A known key with a bad signature is [`AuthError::InvalidSignature`];
 /// `Err(None)` means no key fits.
+/// A token's bytes as text, before it is parsed (a JWS is ASCII: base64url and dots).
+fn text(token: &[u8]) -> Result<&str, AuthError> {
+    std::str::from_utf8(token).map_err(|_| AuthError::MalformedToken("token is not UTF-8"))
+}
+
 pub(crate) fn check_signature<'k>(
     jws: &CompactJws<'_>,
     keys: &'k KeySet,

@@ -340,7 +340,7 @@ impl SenderConstraint {
     pub(crate) fn check(
         &self,
         presented: &Presented,
-        token: &str,
+        token: &[u8],
         verified: &VerifiedToken,
         now: i64,
     ) -> Result<(), AuthError> {
@@ -386,7 +386,7 @@ impl ProofChecker {
     fn check(
         &self,
         presented: &Presented,
-        token: &str,
+        token: &[u8],
         jkt: &str,
         now: i64,
     ) -> Result<(), AuthError> {

@@ -261,8 +261,7 @@ fn header_key(encoded_header: &str, alg: Algorithm) -> Result<ProofKey, AuthErro
 }
 
 /// `base64url(SHA-256(token))`, the `ath` of a proof sent with `token` (RFC 9449 §4.2).
-pub(crate) fn access_token_hash(token: &str) -> String {
+pub(crate) fn access_token_hash(token: &[u8]) -> String {
     use base64::Engine as _;
-    base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .encode(digest::digest(&digest::SHA256, token.as_bytes()))
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest::digest(&digest::SHA256, token))
 }

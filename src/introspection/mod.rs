@@ -298,6 +298,6 @@ impl Introspector {
 
 /// Whether `token` has the shape of a compact JWS (three dot-separated parts); any other token is
 /// opaque.
-pub(crate) fn looks_like_jws(token: &str) -> bool {
-    token.bytes().filter(|byte| *byte == b'.').count() == 2
+pub(crate) fn looks_like_jws(token: &[u8]) -> bool {
+    token.iter().filter(|byte| **byte == b'.').count() == 2
 }
