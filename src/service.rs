@@ -24,6 +24,12 @@ use crate::telemetry;
 /// clone in its place, the usual tower pattern). Other requests call the inner service directly.
 pub struct JwtAuth<S, T, R> {
     inner: S,
+    /// Behind one `Arc`: axum clones the service for every request (and drops the clone), and
+    /// each `Arc` of a clone is a count that every core serving requests writes to.
+    shared: Arc<Shared<T, R>>,
+}
+
+struct Shared<T, R> {
     authenticator: Authenticator<T>,
     rejection: Arc<R>,
 }
@@ -32,8 +38,10 @@ impl<S, T, R> JwtAuth<S, T, R> {
     pub(crate) fn new(inner: S, authenticator: Authenticator<T>, rejection: Arc<R>) -> Self {
         Self {
             inner,
-            authenticator,
-            rejection,
+            shared: Arc::new(Shared {
+                authenticator,
+                rejection,
+            }),
         }
     }
 
@@ -57,8 +65,7 @@ impl<S: Clone, T, R> Clone for JwtAuth<S, T, R> {
     fn clone(&self) -> Self {
         Self {
             inner: self.inner.clone(),
-            authenticator: self.authenticator.clone(),
-            rejection: Arc::clone(&self.rejection),
+            shared: Arc::clone(&self.shared),
         }
     }
 }
@@ -67,8 +74,8 @@ impl<S: fmt::Debug, T, R: fmt::Debug> fmt::Debug for JwtAuth<S, T, R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("JwtAuth")
             .field("inner", &self.inner)
-            .field("authenticator", &self.authenticator)
-            .field("rejection", &self.rejection)
+            .field("authenticator", &self.shared.authenticator)
+            .field("rejection", &self.shared.rejection)
             .finish()
     }
 }
@@ -102,7 +109,7 @@ where
         } else {
             tracing::Span::none()
         };
-        let decision = span.in_scope(|| self.authenticator.decide(&request));
+        let decision = span.in_scope(|| self.shared.authenticator.decide(&request));
         match decision {
             Decision::Ready(Ok(outcome)) => {
                 span.record("outcome", "accepted");
@@ -116,7 +123,7 @@ where
                 let _entered = span.enter();
                 span.record("outcome", "rejected");
                 span.record("cause", error.cause());
-                ResponseFuture::rejected(reject(&*self.rejection, &error))
+                ResponseFuture::rejected(reject(&*self.shared.rejection, &error))
             }
             Decision::Pending(pending) => {
                 span.record("outcome", "pending");
@@ -124,7 +131,7 @@ where
                 let clone = self.inner.clone();
                 let inner = std::mem::replace(&mut self.inner, clone);
                 self.lend_rejection(&mut request);
-                ResponseFuture::pending(pending, inner, request, Arc::clone(&self.rejection))
+                ResponseFuture::pending(pending, inner, request, Arc::clone(&self.shared.rejection))
             }
         }
     }
@@ -141,14 +148,14 @@ impl<S, T, R> JwtAuth<S, T, R> {
     {
         // Without one, the extractors and `Authorize` answer with the plain default rejection:
         // lending that would only cost an extension (an allocation) per request.
-        if (&*self.rejection as &dyn std::any::Any)
+        if (&*self.shared.rejection as &dyn std::any::Any)
             .downcast_ref::<DefaultRejection>()
             .is_some_and(DefaultRejection::is_plain)
         {
             return;
         }
         let rejection: Arc<dyn RejectionResponse<ResBody> + Send + Sync> =
-            Arc::clone(&self.rejection) as _;
+            Arc::clone(&self.shared.rejection) as _;
         request.extensions_mut().insert(LayerRejection(rejection));
     }
 }
