@@ -13,15 +13,14 @@
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 
 use axum::Router;
 use axum::body::Body;
 use axum::extract::ConnectInfo;
 use axum::routing::future::RouteFuture;
-use axum::serve::{IncomingStream, Listener};
 use futures_util::future::Either;
 use http::{Request, Response};
+use hyper::body::Incoming;
 use tower::Service;
 
 use crate::app::AppState;
@@ -55,8 +54,8 @@ impl OwnPaths {
     }
 }
 
-/// One worker's service (see the module docs); as a make-service for [`axum::serve`], it gives
-/// each connection a copy that knows the client's address.
+/// One worker's service (see the module docs); each connection has a copy that knows the
+/// client's address ([`for_client`](Self::for_client)), served by [`crate::server`].
 #[derive(Clone)]
 pub(crate) struct Gate {
     router: Router,
@@ -79,40 +78,27 @@ impl Gate {
     }
 }
 
-impl<L> Service<IncomingStream<'_, L>> for Gate
-where
-    L: Listener<Addr = SocketAddr>,
-{
-    type Response = Gate;
-    type Error = Infallible;
-    type Future = std::future::Ready<Result<Gate, Infallible>>;
-
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, stream: IncomingStream<'_, L>) -> Self::Future {
+impl Gate {
+    /// The service of one connection, from the client at `remote`.
+    pub(crate) fn for_client(&self, remote: SocketAddr) -> Self {
         let mut gate = self.clone();
-        gate.remote = Some(*stream.remote_addr());
-        std::future::ready(Ok(gate))
+        gate.remote = Some(remote);
+        gate
     }
 }
 
-impl Service<Request<Body>> for Gate {
+impl hyper::service::Service<Request<Incoming>> for Gate {
     type Response = Response<Body>;
     type Error = Infallible;
     type Future = Either<RouteFuture<Infallible>, Dispatching>;
 
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, mut request: Request<Body>) -> Self::Future {
+    fn call(&self, request: Request<Incoming>) -> Self::Future {
+        let mut request = request.map(Body::new);
         if let Some(remote) = self.remote {
             request.extensions_mut().insert(ConnectInfo(remote));
         }
         if self.own.covers(request.uri().path()) {
-            return Either::Left(self.router.call(request));
+            return Either::Left(self.router.clone().call(request));
         }
         Either::Right(dispatch(Arc::clone(&self.state), request))
     }
