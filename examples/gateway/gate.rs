@@ -25,6 +25,7 @@ use tower::Service;
 
 use crate::app::AppState;
 use crate::dispatch::{Dispatching, dispatch};
+use crate::headers::ClientAddr;
 
 /// The paths a worker's router answers itself: exact paths, and path prefixes.
 #[derive(Debug, Clone, Default)]
@@ -61,9 +62,9 @@ pub(crate) struct Gate {
     router: Router,
     state: Arc<AppState>,
     own: Arc<OwnPaths>,
-    /// The connection's client, for `X-Forwarded-For` (as [`ConnectInfo`] in the request's
-    /// extensions, where axum's connect-info service would put it).
-    remote: Option<SocketAddr>,
+    /// The connection's client, for the forwarding headers (put in each request's extensions,
+    /// and, for the router's handlers, as axum's [`ConnectInfo`]).
+    client: Option<ClientAddr>,
 }
 
 impl Gate {
@@ -73,7 +74,7 @@ impl Gate {
             router,
             state,
             own: Arc::new(own),
-            remote: None,
+            client: None,
         }
     }
 }
@@ -82,7 +83,7 @@ impl Gate {
     /// The service of one connection, from the client at `remote`.
     pub(crate) fn for_client(&self, remote: SocketAddr) -> Self {
         let mut gate = self.clone();
-        gate.remote = Some(remote);
+        gate.client = Some(ClientAddr::new(remote));
         gate
     }
 }
@@ -94,10 +95,13 @@ impl hyper::service::Service<Request<Incoming>> for Gate {
 
     fn call(&self, request: Request<Incoming>) -> Self::Future {
         let mut request = request.map(Body::new);
-        if let Some(remote) = self.remote {
-            request.extensions_mut().insert(ConnectInfo(remote));
+        if let Some(client) = &self.client {
+            request.extensions_mut().insert(client.clone());
         }
         if self.own.covers(request.uri().path()) {
+            if let Some(client) = &self.client {
+                request.extensions_mut().insert(ConnectInfo(client.addr));
+            }
             return Either::Left(self.router.clone().call(request));
         }
         Either::Right(dispatch(Arc::clone(&self.state), request))
