@@ -3,10 +3,10 @@
 //! knowledge), the worker's [`Gate`] answering every request.
 //!
 //! The same shape as `axum::serve`, which served the workers before, without what it adds to
-//! each request: the request's body boxed into axum's `Body` before the service sees it (here
-//! it is boxed too, but once, in the gate), the service cloned and driven through `oneshot`, and
-//! a `tokio::select!` in each connection's task (polling its branches in a random order every
-//! time the task wakes). What it keeps: `TCP_NODELAY` on every connection, accept errors
+//! each request: a `map_request` layer around the service, the service cloned and driven
+//! through `oneshot`, and a `tokio::select!` in each connection's task (polling its branches in
+//! a random order every time the task wakes). The request's body is still boxed into axum's
+//! `Body`, in the gate, since the router and the forwarding take that. What it keeps: `TCP_NODELAY` on every connection, accept errors
 //! handled as axum handles them, HTTP/1 keep-alive and upgrades, HTTP/2 with the extended
 //! CONNECT protocol, hyper's default limits on request heads (no header read timeout: as under
 //! `axum::serve`, no timer is configured), and the graceful shutdown: on the signal, no new
