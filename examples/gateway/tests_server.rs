@@ -177,3 +177,23 @@ async fn shutdown_closes_idle_keep_alive_connections() {
     within(gateway.shutdown()).await.unwrap();
     closed_by_server(&mut stream).await;
 }
+
+#[tokio::test]
+async fn a_path_the_router_takes_but_does_not_route_is_forwarded_with_the_client_address() {
+    // Demo mode: the router is handed every path under the prefix `/_demo` (the demo page's
+    // `/_demo/…` among them); `/_demonstration` is none of its routes and falls back to the
+    // forwarding, which must still name the client.
+    let config = config::resolve(&Args::try_parse_from(["gateway"]).unwrap(), None).unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let gateway = within(app::start(config, listener)).await.unwrap();
+    let token = gateway.demo().expect("demo mode").token.clone();
+    let path = format!("{}nstration", crate::demo::page::PREFIX);
+    let answer = get_path(gateway.local_addr(), &path, Some(&token)).await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
+    let echo = answer.json();
+    assert_eq!(echo["path"], path);
+    assert_eq!(echo["headers"]["x-forwarded-for"], "127.0.0.1");
+    assert_eq!(echo["headers"]["x-real-ip"], "127.0.0.1");
+    assert_eq!(echo["headers"]["x-auth-sub"], "demo");
+    gateway.shutdown().await.unwrap();
+}
