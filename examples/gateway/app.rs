@@ -163,7 +163,8 @@ impl Target {
     }
 }
 
-/// Shared by every request of one worker (the layer and the metrics by every worker).
+/// Shared by every request of one worker (the layer by every worker; a scrape of the metrics
+/// reads every worker's counts).
 pub(crate) struct AppState {
     pub(crate) ready: OnceLock<Ready>,
     pub(crate) layer: Arc<OnceLock<JwtAuthLayer<Value>>>,
@@ -248,14 +249,15 @@ pub async fn start(config: Config, listener: TcpListener) -> Result<Gateway, Sta
             })?),
         };
     let layer_cell = Arc::new(OnceLock::new());
-    let metrics = Metrics::new(Arc::clone(&layer_cell));
-    // One state per worker: its `Ready` holds its own upstream connection pools.
+    let metrics = Metrics::new(Arc::clone(&layer_cell), config.workers);
+    // One state per worker: its `Ready` holds its own upstream connection pools, its metrics
+    // handle records into counts of its own.
     let states: Vec<Arc<AppState>> = (0..config.workers)
-        .map(|_| {
+        .map(|worker| {
             Arc::new(AppState {
                 ready: OnceLock::new(),
                 layer: Arc::clone(&layer_cell),
-                metrics: metrics.clone(),
+                metrics: metrics.for_worker(worker),
                 forward_auth: matches!(config.mode, Mode::ForwardAuth { .. }),
                 access_log: config.access_log,
             })

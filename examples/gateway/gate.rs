@@ -13,19 +13,19 @@
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 
 use axum::Router;
 use axum::body::Body;
 use axum::extract::ConnectInfo;
 use axum::routing::future::RouteFuture;
-use axum::serve::{IncomingStream, Listener};
 use futures_util::future::Either;
 use http::{Request, Response};
+use hyper::body::Incoming;
 use tower::Service;
 
 use crate::app::AppState;
 use crate::dispatch::{Dispatching, dispatch};
+use crate::headers::ClientAddr;
 
 /// The paths a worker's router answers itself: exact paths, and path prefixes.
 #[derive(Debug, Clone, Default)]
@@ -55,16 +55,16 @@ impl OwnPaths {
     }
 }
 
-/// One worker's service (see the module docs); as a make-service for [`axum::serve`], it gives
-/// each connection a copy that knows the client's address.
+/// One worker's service (see the module docs); each connection has a copy that knows the
+/// client's address ([`for_client`](Self::for_client)), served by [`crate::server`].
 #[derive(Clone)]
 pub(crate) struct Gate {
     router: Router,
     state: Arc<AppState>,
     own: Arc<OwnPaths>,
-    /// The connection's client, for `X-Forwarded-For` (as [`ConnectInfo`] in the request's
-    /// extensions, where axum's connect-info service would put it).
-    remote: Option<SocketAddr>,
+    /// The connection's client, for the forwarding headers (put in each request's extensions,
+    /// and, for the router's handlers, as axum's [`ConnectInfo`]).
+    client: Option<ClientAddr>,
 }
 
 impl Gate {
@@ -74,45 +74,35 @@ impl Gate {
             router,
             state,
             own: Arc::new(own),
-            remote: None,
+            client: None,
         }
     }
 }
 
-impl<L> Service<IncomingStream<'_, L>> for Gate
-where
-    L: Listener<Addr = SocketAddr>,
-{
-    type Response = Gate;
-    type Error = Infallible;
-    type Future = std::future::Ready<Result<Gate, Infallible>>;
-
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, stream: IncomingStream<'_, L>) -> Self::Future {
+impl Gate {
+    /// The service of one connection, from the client at `remote`.
+    pub(crate) fn for_client(&self, remote: SocketAddr) -> Self {
         let mut gate = self.clone();
-        gate.remote = Some(*stream.remote_addr());
-        std::future::ready(Ok(gate))
+        gate.client = Some(ClientAddr::new(remote));
+        gate
     }
 }
 
-impl Service<Request<Body>> for Gate {
+impl hyper::service::Service<Request<Incoming>> for Gate {
     type Response = Response<Body>;
     type Error = Infallible;
     type Future = Either<RouteFuture<Infallible>, Dispatching>;
 
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, mut request: Request<Body>) -> Self::Future {
-        if let Some(remote) = self.remote {
-            request.extensions_mut().insert(ConnectInfo(remote));
+    fn call(&self, request: Request<Incoming>) -> Self::Future {
+        let mut request = request.map(Body::new);
+        if let Some(client) = &self.client {
+            request.extensions_mut().insert(client.clone());
         }
         if self.own.covers(request.uri().path()) {
-            return Either::Left(self.router.call(request));
+            if let Some(client) = &self.client {
+                request.extensions_mut().insert(ConnectInfo(client.addr));
+            }
+            return Either::Left(self.router.clone().call(request));
         }
         Either::Right(dispatch(Arc::clone(&self.state), request))
     }

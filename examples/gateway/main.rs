@@ -25,6 +25,7 @@ mod proxy;
 mod revoke;
 mod routes;
 mod sender;
+mod server;
 #[cfg(test)]
 mod tests;
 mod upgrade;

@@ -5,12 +5,10 @@
 //! the canonical path, bodies streamed both ways, and `Upgrade` requests tunnelled.
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::extract::ConnectInfo;
 use futures_util::future::Either;
 use http::header::{self, HeaderValue};
 use http::uri::PathAndQuery;
@@ -22,7 +20,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 
 use crate::config::Forwarding;
-use crate::headers::{ClaimHeaders, remove_hop_by_hop, set_forwarding};
+use crate::headers::{ClaimHeaders, ClientAddr, remove_hop_by_hop, set_forwarding};
 use crate::http1_pool::{Http1Pool, SendError};
 use crate::routes::CheckedPath;
 use crate::upgrade::{self, TokenFromProtocol};
@@ -145,10 +143,7 @@ impl Forwarder {
         upgrade: Option<&HeaderValue>,
     ) -> Result<Request<Body>, http::Error> {
         let (mut parts, body) = request.into_parts();
-        let client_ip = parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|info| info.0.ip());
+        let client = parts.extensions.remove::<ClientAddr>();
         let original_host = parts.headers.get(header::HOST).cloned().or_else(|| {
             parts
                 .uri
@@ -166,7 +161,7 @@ impl Forwarder {
         // this hop (the body is streamed on as it comes).
         headers.remove(header::HOST);
         headers.remove(header::EXPECT);
-        set_forwarding(headers, client_ip, original_host);
+        set_forwarding(headers, client.as_ref(), original_host);
         if authenticated {
             self.claim_headers
                 .insert_verified(headers, &parts.extensions);

@@ -498,3 +498,6 @@ mod revocation;
 
 #[path = "tests_introspection.rs"]
 mod introspection;
+
+#[path = "tests_server.rs"]
+mod server;

@@ -13,7 +13,6 @@ use std::io;
 use std::net::SocketAddr;
 use std::thread;
 
-use axum::serve::ListenerExt as _;
 use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::{oneshot, watch};
 
@@ -156,18 +155,11 @@ fn serve(
         .enable_all()
         .build()?;
     runtime.block_on(async move {
-        // As nginx (`tcp_nodelay on`): a response written in two parts (headers, then the body
-        // as the upstream sends it) must not wait for the client's delayed ACK.
-        let listener = TcpListener::from_std(listener)?.tap_io(|tcp| {
-            if let Err(err) = tcp.set_nodelay(true) {
-                tracing::debug!(error = %err, "cannot set TCP_NODELAY");
-            }
-        });
-        axum::serve(listener, gate)
-            .with_graceful_shutdown(async move {
-                // A dropped sender (the gateway dropped without a shutdown) stops the worker too.
-                let _ = stopping.wait_for(|stop| *stop).await;
-            })
-            .await
+        let listener = TcpListener::from_std(listener)?;
+        crate::server::serve(listener, gate, async move {
+            // A dropped sender (the gateway dropped without a shutdown) stops the worker too.
+            let _ = stopping.wait_for(|stop| *stop).await;
+        })
+        .await
     })
 }
