@@ -1,7 +1,7 @@
 //! Robustness: broken tokens (bad base64url, wrong part counts, stray spaces, invalid UTF-8, deep
 //! nesting, huge sizes) never panic and never get a 500; each gets the exact `401 invalid_token` or
 //! `400 invalid_request` its defect calls for. Attacks (alg none, JWE, `crit`, duplicate members,
-//! header-embedded keys …) are catalogued in `tests/attacks.rs`.
+//! header-embedded keys …) are catalogued in `tests/attacks/`.
 
 mod support;
 

@@ -6,7 +6,7 @@
 //! of each file are asserted, so a case that goes missing fails the test.
 //!
 //! The JWS payloads are not JWT claims sets (`foo`, empty, binary), which is why the signature step
-//! is tested on its own; the claim checks are covered by `tests/claims.rs` and `tests/attacks.rs`.
+//! is tested on its own; the claim checks are covered by `tests/claims.rs` and `tests/attacks/`.
 //!
 //! The vectors live beside the repository, not in it: the folder is `$WYCHEPROOF_DIR`, by default
 //! `../shared/vectors/wycheproof` next to the crate. Where it is absent (a fresh clone) the test

@@ -330,7 +330,7 @@ pub fn assert_invalid_request(reply: &Reply, description: &str) {
     assert_eq!(reply.body, "");
 }
 
-// Helpers for tests/attacks.rs.
+// Helpers for tests/attacks/.
 
 /// `token` with its signature part replaced by `signature` (base64url-encoded here).
 pub fn with_signature(token: &str, signature: &[u8]) -> String {
