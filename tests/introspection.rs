@@ -95,6 +95,15 @@ async fn an_inactive_token_is_401_and_its_answer_is_cached_briefly() {
     assert_eq!(issuer.introspection_requests(), calls);
 }
 
+/// `GET /me` through `app` with this `Authorization` header value.
+async fn status_of(app: &axum::Router, authorization: &str) -> StatusCode {
+    let request = Request::get("/me")
+        .header("authorization", authorization)
+        .body(Body::empty())
+        .unwrap();
+    app.clone().oneshot(request).await.unwrap().status()
+}
+
 #[tokio::test]
 async fn an_opaque_token_outside_b64token_is_never_sent_to_the_endpoint() {
     // A header token's characters are checked only when the layer does not accept the token,
@@ -105,30 +114,18 @@ async fn an_opaque_token_outside_b64token_is_never_sent_to_the_endpoint() {
         .layer(layer(&issuer).await);
     let token = issuer.opaque_token(json!({ "sub": "alice" }));
     for value in [format!("Bearer {token}!"), format!("Bearer {token}\u{e9}")] {
-        let response = app
-            .clone()
-            .oneshot(
-                Request::get("/me")
-                    .header("authorization", value.as_str())
-                    .body(Body::empty())
-                    .unwrap(),
-            )
-            .await
-            .unwrap();
-        assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{value}");
+        assert_eq!(
+            status_of(&app, &value).await,
+            StatusCode::BAD_REQUEST,
+            "{value}"
+        );
     }
     assert_eq!(issuer.introspection_requests(), 0);
     // The well-formed token is asked for, and accepted.
-    let response = app
-        .oneshot(
-            Request::get("/me")
-                .header("authorization", format!("Bearer {token}"))
-                .body(Body::empty())
-                .unwrap(),
-        )
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(
+        status_of(&app, &format!("Bearer {token}")).await,
+        StatusCode::OK
+    );
     assert_eq!(issuer.introspection_requests(), 1);
 }
 
