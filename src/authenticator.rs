@@ -16,7 +16,7 @@ use crate::dpop::SenderConstraint;
 use crate::error::AuthError;
 use crate::introspection::{Introspector, looks_like_jws};
 use crate::revocation::RevocationList;
-use crate::token::{Scheme, TokenExtractor, is_b64token};
+use crate::token::{Scheme, TokenExtractor, is_b64token, token_text};
 use crate::verify::{Failure, Verified, Verifier};
 
 /// A user check that may wait (a database, a revocation service): the claims and the token in,
@@ -378,13 +378,6 @@ where
             Outcome::Anonymous => Err(AuthError::MissingToken),
         }
     }
-}
-
-/// `token` as text. A token that verified is ASCII (strict base64url and dots), so is one whose
-/// characters were checked, and a bare token was text to begin with: this fails only for bytes
-/// that were never a token.
-fn token_text(token: &[u8]) -> Result<&str, AuthError> {
-    std::str::from_utf8(token).map_err(|_| AuthError::MalformedToken("token is not UTF-8"))
 }
 
 /// Puts what the handler may extract into the request: the claims and the token, or the mark of

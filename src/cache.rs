@@ -3,12 +3,12 @@
 //! Entries are indexed by a keyed 64-bit hash of the token's last bytes, its signature's (aHash
 //! with random keys per cache, so that nobody outside can aim tokens at one slot), and keep the
 //! token's bytes: a hit compares them exactly, so a collision is only a miss, never another
-//! token's claims. An entry lives until the
-//! token's `exp` at the latest (an hour at most), is never made for a token that is not yet valid,
-//! and is ignored (and dropped) once the key that signed it has left its issuer's key set. On a hit
-//! the time claims are checked again and the user validators run again; only what can't change
-//! for the same bytes and the same configuration (signature, `iss`, `aud`, `typ`, required claims,
-//! the claims' types) is taken from the cache.
+//! token's claims. An entry lives until the token's `exp` at the latest (an hour at most), is
+//! never made for a token that is not yet valid, and is ignored (and dropped) once the key that
+//! signed it has left its issuer's key set. On a hit the time claims are checked again and the
+//! user validators run again; only what can't change for the same bytes and the same
+//! configuration (signature, `iss`, `aud`, `typ`, required claims, the claims' types) is taken
+//! from the cache.
 //!
 //! Admission: a token enters the cache on its second sighting. A doorkeeper (a fixed table of
 //! recently seen hashes) remembers the first; so a flood of one-off tokens (a scan, a client

@@ -304,6 +304,13 @@ pub(crate) fn is_b64token(token: &[u8]) -> bool {
             .fold(true, |valid, &byte| valid & is_b64token_char(byte))
 }
 
+/// A token's bytes as text. A token that verified is ASCII (strict base64url and dots), so is one
+/// whose characters were checked, and a bare token was text to begin with: this fails only for
+/// bytes that were never a token (a header token that is then refused as malformed).
+pub(crate) fn token_text(token: &[u8]) -> Result<&str, AuthError> {
+    std::str::from_utf8(token).map_err(|_| AuthError::MalformedToken("token is not UTF-8"))
+}
+
 /// A `b64token` character other than the trailing `=`.
 #[inline(always)]
 fn is_b64token_char(byte: u8) -> bool {

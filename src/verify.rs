@@ -13,6 +13,7 @@ use crate::json::{DateError, JsonObject, ObjectError};
 use crate::jws::{CompactJws, HeaderMemo, media_type_matches};
 use crate::keys::{KeyLookup, KeySet, KeyStore, PreparedKey};
 use crate::telemetry;
+use crate::token::token_text;
 
 /// A user check on the typed claims; `Err` carries a reason safe to show the client.
 pub(crate) type Validator<T> = Box<dyn Fn(&T) -> Result<(), Cow<'static, str>> + Send + Sync>;
@@ -118,7 +119,7 @@ impl<T: DeserializeOwned + Send + Sync + 'static> Verifier<T> {
             return Err(AuthError::TokenTooLarge.into());
         }
         let Some(cache) = &self.cache else {
-            let token = text(token)?;
+            let token = token_text(token)?;
             return self.verify_token(token, now).map(|(verified, _)| verified);
         };
         let hash = cache.hash(token);
@@ -136,7 +137,7 @@ impl<T: DeserializeOwned + Send + Sync + 'static> Verifier<T> {
             cache.remove(hash);
         }
         telemetry::cache_lookup(false);
-        let token = text(token)?;
+        let token = token_text(token)?;
         let (verified, Signer { issuer, key }) = self.verify_token(token, now)?;
         cache.insert(
             hash,
@@ -366,11 +367,6 @@ impl<T: DeserializeOwned + Send + Sync + 'static> Verifier<T> {
 /// Picks the key for `jws` in `keys` by `kid` and `alg`, checks the signature with it, and returns
 /// the key that verified it. A known key with a bad signature is [`AuthError::InvalidSignature`];
 /// `Err(None)` means no key fits.
-/// A token's bytes as text, before it is parsed (a JWS is ASCII: base64url and dots).
-fn text(token: &[u8]) -> Result<&str, AuthError> {
-    std::str::from_utf8(token).map_err(|_| AuthError::MalformedToken("token is not UTF-8"))
-}
-
 pub(crate) fn check_signature<'k>(
     jws: &CompactJws<'_>,
     keys: &'k KeySet,

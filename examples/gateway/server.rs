@@ -6,12 +6,13 @@
 //! each request: a `map_request` layer around the service, the service cloned and driven
 //! through `oneshot`, and a `tokio::select!` in each connection's task (polling its branches in
 //! a random order every time the task wakes). The request's body is still boxed into axum's
-//! `Body`, in the gate, since the router and the forwarding take that. What it keeps: `TCP_NODELAY` on every connection, accept errors
-//! handled as axum handles them, HTTP/1 keep-alive and upgrades, HTTP/2 with the extended
-//! CONNECT protocol, hyper's default limits on request heads (no header read timeout: as under
-//! `axum::serve`, no timer is configured), and the graceful shutdown: on the signal, no new
-//! connection is accepted, each open one finishes its request in flight and closes, and
-//! [`serve`] returns when all are closed.
+//! `Body`, in the gate, since the router and the forwarding take that.
+//!
+//! What it keeps: `TCP_NODELAY` on every connection, accept errors handled as axum handles them,
+//! HTTP/1 keep-alive and upgrades, HTTP/2 with the extended CONNECT protocol, hyper's default
+//! limits on request heads (no header read timeout: as under `axum::serve`, no timer is
+//! configured), and the graceful shutdown: on the signal, no new connection is accepted, each
+//! open one finishes its request in flight and closes, and [`serve`] returns when all are closed.
 
 use std::future::Future;
 use std::io;
