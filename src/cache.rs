@@ -31,7 +31,7 @@ const MAX_ENTRY_LIFETIME: Duration = Duration::from_secs(3600);
 /// A token that passed every check, as it is kept.
 pub(crate) struct CachedToken<T> {
     /// The token itself: a hit must be the very same bytes.
-    text: Box<str>,
+    text: Box<[u8]>,
     pub(crate) claims: Claims<T>,
     pub(crate) token: VerifiedToken,
     /// Which issuer of the verifier it belongs to.
@@ -112,7 +112,7 @@ impl<T: Send + Sync + 'static> TokenCache<T> {
     /// dropped) or the slot holds another token.
     pub(crate) fn get(&self, hash: TokenHash, token: &[u8]) -> Option<Arc<CachedToken<T>>> {
         let entry = self.entries.get(&hash)?;
-        if entry.text.as_bytes() != token {
+        if *entry.text != *token {
             return None;
         }
         if Instant::now() < entry.expires_at {
@@ -146,7 +146,7 @@ impl<T: Send + Sync + 'static> TokenCache<T> {
     pub(crate) fn insert(
         &self,
         hash: TokenHash,
-        text: &str,
+        text: &[u8],
         claims: Claims<T>,
         token: VerifiedToken,
         issuer: usize,
@@ -241,7 +241,7 @@ mod tests {
     fn see(cache: &TokenCache<()>, token: &str, details: &VerifiedToken) {
         cache.insert(
             cache.hash(token.as_bytes()),
-            token,
+            token.as_bytes(),
             Claims(Arc::new(())),
             details.clone(),
             0,

@@ -1,5 +1,6 @@
 //! Splitting a compact JWS (RFC 7515 §7.1) and reading its header, once.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use crate::algorithm::Algorithm;
@@ -7,6 +8,10 @@ use crate::base64url;
 use crate::error::AuthError;
 use crate::json::{JsonObject, ObjectError};
 use arc_swap::ArcSwapOption;
+
+/// Bytes that hold a signature of any algorithm this crate verifies with a key of up to 4,096 bits
+/// (RSA-4096's 512; ECDSA P-521's 132).
+pub(crate) const SIGNATURE_BUFFER: usize = 512;
 
 /// The parts of a compact JWS whose header has been read and checked.
 #[derive(Debug)]
@@ -17,7 +22,8 @@ pub(crate) struct CompactJws<'a> {
     /// `BASE64URL(header) '.' BASE64URL(payload)`: the bytes the signature covers.
     pub(crate) signing_input: &'a [u8],
     pub(crate) payload: Vec<u8>,
-    pub(crate) signature: Vec<u8>,
+    /// Decoded into the caller's buffer when it fits (see [`parse_with`](Self::parse_with)).
+    pub(crate) signature: Cow<'a, [u8]>,
 }
 
 /// The header members this crate acts on. Cloning it is cheap.
@@ -59,14 +65,23 @@ impl HeaderMemo {
 impl<'a> CompactJws<'a> {
     /// Splits the token and reads its header and payload bytes. The signature is not checked here.
     pub(crate) fn parse(token: &'a str) -> Result<Self, AuthError> {
-        Self::parse_with(token, None)
+        Self::parse_with(token.as_bytes(), None, &mut [])
     }
 
     /// [`parse`](Self::parse), taking the header from `memo` when it holds the same encoded one.
-    pub(crate) fn parse_with(token: &'a str, memo: Option<&HeaderMemo>) -> Result<Self, AuthError> {
+    ///
+    /// The token is bytes: every part must decode as strict base64url, so a token that parses is
+    /// ASCII without a separate UTF-8 pass over it.
+    /// The signature is decoded into `signature_buffer` when it fits ([`SIGNATURE_BUFFER`] bytes
+    /// hold every signature up to RSA-4096's), else onto the heap.
+    pub(crate) fn parse_with(
+        token: &'a [u8],
+        memo: Option<&HeaderMemo>,
+        signature_buffer: &'a mut [u8],
+    ) -> Result<Self, AuthError> {
         // The dots found with the `memchr` crate's vector search: the token is most of what a miss
         // reads byte by byte, and `str::split` looked at it a byte or a word at a time (measured).
-        let mut dots = memchr::memchr_iter(b'.', token.as_bytes());
+        let mut dots = memchr::memchr_iter(b'.', token);
         let (Some(first), Some(second)) = (dots.next(), dots.next()) else {
             return Err(AuthError::MalformedToken(
                 "token is not three dot-separated parts",
@@ -88,7 +103,9 @@ impl<'a> CompactJws<'a> {
             &token[second + 1..],
         );
 
-        let encoded_header = header;
+        // Base64url is ASCII: a header that is not UTF-8 is not base64url either.
+        let encoded_header = std::str::from_utf8(header)
+            .map_err(|_| AuthError::MalformedToken("header is not base64url"))?;
         let header = match memo.and_then(|memo| memo.get(encoded_header)) {
             Some(known) => known,
             None => {
@@ -102,13 +119,13 @@ impl<'a> CompactJws<'a> {
         if signature.is_empty() {
             return Err(AuthError::MalformedToken("empty signature"));
         }
-        let signature = base64url::decode(signature)
+        let signature = base64url::decode_into(signature, signature_buffer)
             .ok_or(AuthError::MalformedToken("signature is not base64url"))?;
 
         Ok(Self {
             header,
             encoded_header,
-            signing_input: &token.as_bytes()[..second],
+            signing_input: &token[..second],
             payload,
             signature,
         })
@@ -222,7 +239,7 @@ mod tests {
         assert_eq!(jws.header.kid.as_deref(), Some("k1"));
         assert_eq!(jws.header.typ.as_deref(), Some("at+jwt"));
         assert_eq!(jws.payload, b"{}");
-        assert_eq!(jws.signature, b"sig");
+        assert_eq!(&*jws.signature, b"sig");
         assert_eq!(
             jws.signing_input,
             token.rsplit_once('.').unwrap().0.as_bytes()
@@ -233,9 +250,9 @@ mod tests {
     fn the_header_memo_serves_only_the_same_bytes() {
         let memo = HeaderMemo::default();
         let first = token_with_header(r#"{"alg":"ES256","kid":"k1"}"#);
-        let jws = CompactJws::parse_with(&first, Some(&memo)).unwrap();
+        let jws = CompactJws::parse_with(first.as_bytes(), Some(&memo), &mut []).unwrap();
         memo.remember(jws.encoded_header, &jws.header);
-        let again = CompactJws::parse_with(&first, Some(&memo)).unwrap();
+        let again = CompactJws::parse_with(first.as_bytes(), Some(&memo), &mut []).unwrap();
         assert_eq!(again.header, jws.header);
 
         // Another header, even one that differs only in its encoding, is read afresh.
@@ -246,7 +263,7 @@ mod tests {
         ] {
             let other = token_with_header(header);
             assert_eq!(
-                CompactJws::parse_with(&other, Some(&memo))
+                CompactJws::parse_with(other.as_bytes(), Some(&memo), &mut [])
                     .map(|jws| jws.header)
                     .ok(),
                 CompactJws::parse(&other).map(|jws| jws.header).ok(),
@@ -255,7 +272,7 @@ mod tests {
         }
         let unsecured = token_with_header(r#"{"alg":"none","kid":"k1"}"#);
         assert!(matches!(
-            CompactJws::parse_with(&unsecured, Some(&memo)),
+            CompactJws::parse_with(unsecured.as_bytes(), Some(&memo), &mut []),
             Err(AuthError::UnsecuredToken)
         ));
 
@@ -263,10 +280,12 @@ mod tests {
         let second = token_with_header(r#"{"alg":"EdDSA"}"#);
         let jws = CompactJws::parse(&second).unwrap();
         memo.remember(jws.encoded_header, &jws.header);
-        let header = CompactJws::parse_with(&second, Some(&memo)).unwrap().header;
+        let header = CompactJws::parse_with(second.as_bytes(), Some(&memo), &mut [])
+            .unwrap()
+            .header;
         assert_eq!(header.alg, Algorithm::EdDSA);
         assert_eq!(
-            CompactJws::parse_with(&first, Some(&memo))
+            CompactJws::parse_with(first.as_bytes(), Some(&memo), &mut [])
                 .unwrap()
                 .header
                 .kid

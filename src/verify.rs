@@ -10,10 +10,9 @@ use crate::cache::TokenCache;
 use crate::claims::{Audience, Claims, NumericDate, RegisteredClaims, TimeClaims, VerifiedToken};
 use crate::error::AuthError;
 use crate::json::{DateError, JsonObject, ObjectError};
-use crate::jws::{CompactJws, HeaderMemo, media_type_matches};
+use crate::jws::{CompactJws, HeaderMemo, SIGNATURE_BUFFER, media_type_matches};
 use crate::keys::{KeyLookup, KeySet, KeyStore, PreparedKey};
 use crate::telemetry;
-use crate::token::token_text;
 
 /// A user check on the typed claims; `Err` carries a reason safe to show the client.
 pub(crate) type Validator<T> = Box<dyn Fn(&T) -> Result<(), Cow<'static, str>> + Send + Sync>;
@@ -119,7 +118,6 @@ impl<T: DeserializeOwned + Send + Sync + 'static> Verifier<T> {
             return Err(AuthError::TokenTooLarge.into());
         }
         let Some(cache) = &self.cache else {
-            let token = token_text(token)?;
             return self.verify_token(token, now).map(|(verified, _)| verified);
         };
         let hash = cache.hash(token);
@@ -137,7 +135,6 @@ impl<T: DeserializeOwned + Send + Sync + 'static> Verifier<T> {
             cache.remove(hash);
         }
         telemetry::cache_lookup(false);
-        let token = token_text(token)?;
         let (verified, Signer { issuer, key }) = self.verify_token(token, now)?;
         cache.insert(
             hash,
@@ -175,8 +172,9 @@ impl<T: DeserializeOwned + Send + Sync + 'static> Verifier<T> {
     }
 
     /// Verifies `token` in full; returns with it the issuer's index and the key that signed it.
-    fn verify_token(&self, token: &str, now: i64) -> Result<(Verified<T>, Signer), Failure> {
-        let mut jws = CompactJws::parse_with(token, Some(&self.headers))?;
+    fn verify_token(&self, token: &[u8], now: i64) -> Result<(Verified<T>, Signer), Failure> {
+        let mut signature = [0; SIGNATURE_BUFFER];
+        let mut jws = CompactJws::parse_with(token, Some(&self.headers), &mut signature)?;
         let header = &jws.header;
         if let Some(required) = &self.rules.token_type
             && !header

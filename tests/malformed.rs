@@ -298,6 +298,38 @@ async fn invalid_utf8_in_a_signed_header_or_payload_is_a_malformed_token() {
 }
 
 #[tokio::test]
+async fn a_header_token_with_a_byte_outside_ascii_in_any_part_is_a_malformed_header() {
+    // A header token is parsed as bytes, without a UTF-8 pass: a byte above 0x7f in any of its
+    // parts must fail the strict base64url decoding, and the token then be refused as malformed
+    // (not as, say, a token whose signature merely fails).
+    let app = app().await;
+    let token = signed(HEADER, &valid_payload());
+    let dots: Vec<usize> = token.match_indices('.').map(|(at, _)| at).collect();
+    for at in [1, dots[0] + 2, dots[1] + 2, token.len() - 1] {
+        for byte in [0x80, 0xc3, 0xff] {
+            let mut spoilt = format!("Bearer {token}").into_bytes();
+            spoilt["Bearer ".len() + at] = byte;
+            let reply = get_with_headers(&app, "/me", &[("authorization", &spoilt)]).await;
+            assert_eq!(
+                reply.status,
+                StatusCode::BAD_REQUEST,
+                "byte {byte:#x} at {at}"
+            );
+            assert_eq!(
+                reply.www_authenticate(),
+                challenge("tests", "invalid_request", "malformed authorization header"),
+                "byte {byte:#x} at {at}"
+            );
+        }
+    }
+    // The token itself is fine.
+    assert_eq!(
+        get_with_token(&app, "/me", &token).await.status,
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
 async fn a_wrong_or_truncated_signature_is_invalid() {
     let token = signed(HEADER, &valid_payload());
     let other = signed(HEADER, &claims_with(json!({"sub": "admin"})).to_string());
