@@ -5,6 +5,10 @@
 #   (3) with the layer and $TOKENS distinct RS256 tokens rotated by a wrk Lua script (misses),
 #   (3c) the same with the verified-token cache switched off (every request a miss, whatever the
 #        cache's eviction policy keeps of the rotation),
+#   (3f) the floor of (3c): a route that only checks each token's RS256 signature with aws-lc-rs
+#        and a key prepared once (`load_server floor`: no header, no claims, no expiry), what
+#        any verifier must at least do for a token it has not seen; (3f)/(4) is the most any
+#        layer could reach against the peer on this machine,
 #   (4) protected by jwt-authorizer 0.15 (axum 0.7) with the same tokens and JWKS,
 #   (5) jwt-authorizer with the one repeated token, for reference,
 #   (6) the layer with a revocation list of $REVOKED revoked `jti`s (1,000,000 by default), sent the
@@ -94,6 +98,7 @@ PEER=127.0.0.1:18082
 LAYER_NO_CACHE=127.0.0.1:18083
 LAYER_REVOKED=127.0.0.1:18084
 DPOP=127.0.0.1:18085
+FLOOR=127.0.0.1:18086
 
 for tool in curl awk sort; do
     command -v "$tool" >/dev/null || { echo "$tool is needed" >&2; exit 1; }
@@ -281,16 +286,22 @@ PIDS+=($!); LAYER_NO_CACHE_PID=$!
 REVOKED=$REVOKED "${ON_SERVER_CPU[@]}" "$SERVER" layer "$LAYER_REVOKED" "http://$PLAIN/jwks" 2>/dev/null &
 PIDS+=($!); LAYER_REVOKED_PID=$!
 "${ON_SERVER_CPU[@]}" "$SERVER" dpop "$DPOP" "http://$PLAIN/jwks" 2>/dev/null & PIDS+=($!); DPOP_PID=$!
+"${ON_SERVER_CPU[@]}" "$SERVER" floor "$FLOOR" 2>/dev/null & PIDS+=($!); FLOOR_PID=$!
 wait_for "http://$LAYER/hello"
 wait_for "http://$LAYER_NO_CACHE/hello"
 wait_for "http://$PEER/hello"
 wait_for "http://$LAYER_REVOKED/hello"
 wait_for "http://$DPOP/hello"
+wait_for "http://$FLOOR/hello"
 
-for url in "http://$LAYER/hello" "http://$LAYER_NO_CACHE/hello" "http://$PEER/hello" "http://$LAYER_REVOKED/hello"; do
+for url in "http://$LAYER/hello" "http://$LAYER_NO_CACHE/hello" "http://$PEER/hello" "http://$LAYER_REVOKED/hello" "http://$FLOOR/hello"; do
     status=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $ONE_TOKEN" "$url")
     [ "$status" = 200 ] || { echo "$url answered $status to a valid token" >&2; exit 1; }
 done
+# The floor server checks the signature: a token with another token's signature is refused.
+OTHER_SIGNATURE=$(sed -n 2p "$TOKEN_FILE")
+status=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer ${ONE_TOKEN%.*}.${OTHER_SIGNATURE##*.}" "http://$FLOOR/hello")
+[ "$status" = 401 ] || { echo "the floor server answered $status to a forged signature" >&2; exit 1; }
 # The DPoP server refuses the bearer token, and a proof replayed.
 status=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $ONE_TOKEN" "http://$DPOP/hello")
 [ "$status" = 401 ] || { echo "the DPoP server answered $status to a bearer token" >&2; exit 1; }
@@ -346,6 +357,7 @@ for round in $(seq "$ROUNDS"); do
     run 2_layer_one_token "$LAYER_PID" "http://$LAYER/hello" -H "Authorization: Bearer $ONE_TOKEN"
     run 3_layer_distinct_tokens "$LAYER_PID" "http://$LAYER/hello" "${LUA[@]}" -- "$TOKEN_FILE" "$THREADS"
     run 3c_layer_no_cache "$LAYER_NO_CACHE_PID" "http://$LAYER_NO_CACHE/hello" "${LUA[@]}" -- "$TOKEN_FILE" "$THREADS"
+    run 3f_signature_floor "$FLOOR_PID" "http://$FLOOR/hello" "${LUA[@]}" -- "$TOKEN_FILE" "$THREADS"
     run 4_peer_distinct_tokens "$PEER_PID" "http://$PEER/hello" "${LUA[@]}" -- "$TOKEN_FILE" "$THREADS"
     run 5_peer_one_token "$PEER_PID" "http://$PEER/hello" -H "Authorization: Bearer $ONE_TOKEN"
     run 6_revoked_one_token "$LAYER_REVOKED_PID" "http://$LAYER_REVOKED/hello" -H "Authorization: Bearer $ONE_TOKEN"
@@ -371,6 +383,8 @@ join <(median 2) <(median 3) | join - <(median 4) >"$SCRATCH/summary.txt"
 RATIOS='(2)/(1)_layer,_one_token_/_no_layer 2_layer_one_token 1_plain 0.9
 (3)/(4)_layer_/_jwt-authorizer,_distinct 3_layer_distinct_tokens 4_peer_distinct_tokens -
 (3c)/(4)_layer,_no_cache_/_jwt-authorizer 3c_layer_no_cache 4_peer_distinct_tokens 1.6
+(3f)/(4)_signature_only_/_jwt-authorizer 3f_signature_floor 4_peer_distinct_tokens -
+(3c)/(3f)_layer,_no_cache_/_signature_only 3c_layer_no_cache 3f_signature_floor -
 (2)/(5)_layer_/_jwt-authorizer,_one_token 2_layer_one_token 5_peer_one_token -
 (6)/(2)_revocation_list_/_bearer,_one_token 6_revoked_one_token 2_layer_one_token -
 (7)/(3)_revocation_list_/_bearer,_distinct 7_revoked_distinct 3_layer_distinct_tokens -

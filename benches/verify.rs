@@ -8,7 +8,12 @@
 //! - `c_layer_hit`: the same token every iteration;
 //! - `e_signature_only`: the floor, aws-lc-rs checking the signature of each token of the pool
 //!   with a key prepared once (no parsing, no claims): `b_layer_miss` minus this is the layer's
-//!   own work on a miss.
+//!   own work on a miss;
+//! - `f_layer_minus_signature`: that difference measured in one bench, paired: runs of 16 misses
+//!   through the layer alternate with the bare checks of the same 16 tokens, and each
+//!   iteration's time is the layer's minus the checks'. Two medians taken seconds apart differ
+//!   by the machine's drift over those seconds (for ES384, 1% of a 195 µs check is already 2 µs);
+//!   the paired runs are milliseconds apart.
 //!
 //! And `unknown_kid/d_layer_cooldown`: tokens naming kids the fetched key set lacks, while the
 //! refetch cooldown runs (no fetch may happen).
@@ -33,6 +38,9 @@ const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef";
 /// Distinct tokens signed per algorithm for the cache-miss run; the layer (and its cache) is
 /// rebuilt, outside the timing, each time they are used up.
 const POOL: usize = 2_000;
+/// Tokens per run in `f_layer_minus_signature`: the layer's requests and the bare checks alternate
+/// in runs this long (an ES384 run is ~3 ms each way).
+const PAIRED: usize = 16;
 /// The cache size (bytes) of the cache-miss layer: small, so that most misses also evict, as in a
 /// service whose cache is full.
 const MISS_CACHE: u64 = 250 * 1024;
@@ -268,6 +276,38 @@ fn bench_algorithms(c: &mut Criterion) {
                 next = (next + 1) % POOL;
                 let (message, signature) = &floor.split[next];
                 assert!(floor.verify(message, signature));
+            })
+        });
+        group.bench_function("f_layer_minus_signature", |b| {
+            b.iter_custom(|iterations| {
+                let (mut layer, mut signature) = (Duration::ZERO, Duration::ZERO);
+                let mut done = 0;
+                while done < iterations {
+                    let service = service(&build(MISS_CACHE));
+                    let batch = (iterations - done).min(POOL as u64) as usize;
+                    let mut requests = headers[..batch].iter().map(request);
+                    let _runtime = runtime.enter();
+                    // Runs of PAIRED tokens through the layer, then the same tokens' bare
+                    // checks: both sides of the difference see the same moments of the machine.
+                    for start in (0..batch).step_by(PAIRED) {
+                        let end = (start + PAIRED).min(batch);
+                        let chunk: Vec<_> = requests.by_ref().take(end - start).collect();
+                        let started = Instant::now();
+                        for request in chunk {
+                            assert_eq!(through(&service, request), StatusCode::OK);
+                        }
+                        let checked = Instant::now();
+                        for (message, bytes) in &floor.split[start..end] {
+                            assert!(floor.verify(message, bytes));
+                        }
+                        layer += checked - started;
+                        signature += checked.elapsed();
+                    }
+                    done += batch as u64;
+                }
+                // A run whose checks took longer than its layer requests (noise, on a cheap
+                // layer) counts as no difference rather than failing criterion.
+                layer.saturating_sub(signature)
             })
         });
         let service = service(&build(tower_jwt_auth::DEFAULT_TOKEN_CACHE_BYTES));

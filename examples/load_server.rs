@@ -6,6 +6,10 @@
 //!                                        TOKEN_CACHE=N sets the cache size in bytes (0: off);
 //!                                        REVOKED=N gives it a revocation list of N revoked `jti`s,
 //!                                        none of them a `jti` of the `tokens` below
+//! load_server floor ADDR                 GET /hello behind the least any verifier must do: split the
+//!                                        bearer token, decode its signature and check it with
+//!                                        aws-lc-rs and a key prepared once (no header, no claims,
+//!                                        no expiry): the ceiling of a miss over HTTP
 //! load_server dpop ADDR JWKS_URL         the same with DPoP required (RFC 9449): external URL
 //!                                        http://ADDR, proofs accepted DPOP_WINDOW seconds around
 //!                                        their `iat` (default 3600, so that proofs signed before
@@ -103,6 +107,35 @@ fn jwks() -> Result<String, Box<dyn Error>> {
         "e": URL_SAFE_NO_PAD.encode(public.exponent().big_endian_without_leading_zero()),
     }]})
     .to_string())
+}
+
+/// The tokens' RS256 key, prepared once, for the `floor` server.
+fn floor_key() -> Result<aws_lc_rs::signature::ParsedPublicKey, Box<dyn Error>> {
+    let der = jsonwebtoken::DecodingKey::from_rsa_pem(&key_file("rsa-a.pub.pem")?)?;
+    Ok(aws_lc_rs::signature::ParsedPublicKey::new(
+        &aws_lc_rs::signature::RSA_PKCS1_2048_8192_SHA256,
+        der.try_get_as_bytes()?,
+    )?)
+}
+
+/// The `floor` server's check: `200 hello` when the bearer token's signature verifies over its
+/// signing input, `401` otherwise. Nothing else of the token is read.
+fn floor_check(
+    key: &aws_lc_rs::signature::ParsedPublicKey,
+    headers: &http::HeaderMap,
+) -> (http::StatusCode, &'static str) {
+    let verified = headers
+        .get(http::header::AUTHORIZATION)
+        .and_then(|value| value.as_bytes().strip_prefix(b"Bearer "))
+        .and_then(|token| {
+            let dot = token.iter().rposition(|&byte| byte == b'.')?;
+            let signature = URL_SAFE_NO_PAD.decode(&token[dot + 1..]).ok()?;
+            key.verify_sig(&token[..dot], &signature).ok()
+        });
+    match verified {
+        Some(()) => (http::StatusCode::OK, "hello"),
+        None => (http::StatusCode::UNAUTHORIZED, "unauthorized"),
+    }
 }
 
 async fn hello() -> &'static str {
@@ -367,6 +400,14 @@ async fn main() -> Result<(), Box<dyn Error>> {
             let app = Router::new().route("/hello", get(hello)).layer(layer);
             serve(addr, app).await
         }
+        ["floor", addr] => {
+            let key = std::sync::Arc::new(floor_key()?);
+            let app = Router::new().route(
+                "/hello",
+                get(async move |headers: http::HeaderMap| floor_check(&key, &headers)),
+            );
+            serve(addr, app).await
+        }
         ["dpop", addr, jwks_url] => {
             let issuer = Issuer::new(ISSUER)
                 .audience(AUDIENCE)
@@ -395,6 +436,6 @@ async fn main() -> Result<(), Box<dyn Error>> {
         }
         ["profile", n] => profile(n.parse()?).await,
         ["profile-miss", path, n] => profile_miss(path, n.parse()?).await,
-        _ => Err("usage: load_server plain ADDR | layer ADDR JWKS_URL | dpop ADDR JWKS_URL | tokens N FILE | dpop-client URL SETS N DIR | jwks FILE | memory N CACHE_BYTES | admission HOT ONE_OFF BYTES | profile N | profile-miss FILE N".into()),
+        _ => Err("usage: load_server plain ADDR | layer ADDR JWKS_URL | floor ADDR | dpop ADDR JWKS_URL | tokens N FILE | dpop-client URL SETS N DIR | jwks FILE | memory N CACHE_BYTES | admission HOT ONE_OFF BYTES | profile N | profile-miss FILE N".into()),
     }
 }
