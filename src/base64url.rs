@@ -1,6 +1,7 @@
 //! Strict base64url (RFC 4648 §5 without padding, RFC 7515 §2): one spelling per byte string.
 
 use std::borrow::Cow;
+use std::mem::MaybeUninit;
 
 /// Decodes base64url strictly: no padding, no `+` or `/`, no whitespace, no non-zero trailing
 /// bits, so that each token has exactly one encoding (caches and replay checks keyed on the text
@@ -19,13 +20,18 @@ pub(crate) fn decode(input: &(impl AsRef<[u8]> + ?Sized)) -> Option<Vec<u8>> {
 /// dropped, so a miss decodes it into a buffer of the caller's stack frame instead of allocating
 /// (measured: one allocation and free of the dozen a miss makes). The buffer is borrowed, not
 /// returned, so that it is never moved.
-pub(crate) fn decode_into<'a>(input: &[u8], buffer: &'a mut [u8]) -> Option<Cow<'a, [u8]>> {
+///
+/// The buffer may be uninitialized: only the decoded bytes are written and returned.
+pub(crate) fn decode_into<'a>(
+    input: &[u8],
+    buffer: &'a mut [MaybeUninit<u8>],
+) -> Option<Cow<'a, [u8]>> {
     let engine = base64_simd::URL_SAFE_NO_PAD;
     let length = engine.decoded_length(input).ok()?;
     match buffer.get_mut(..length) {
         Some(room) => {
             let decoded = engine
-                .decode(input, base64_simd::Out::from_slice(room))
+                .decode(input, base64_simd::Out::from_uninit_slice(room))
                 .ok()?;
             Some(Cow::Borrowed(decoded))
         }
@@ -41,7 +47,7 @@ mod tests {
     fn only_the_canonical_spelling_decodes() {
         assert_eq!(decode("c2k").as_deref(), Some(&b"si"[..]));
         assert_eq!(
-            decode_into(b"c2k", &mut [0; 8]).as_deref(),
+            decode_into(b"c2k", &mut [MaybeUninit::uninit(); 8]).as_deref(),
             Some(&b"si"[..])
         );
         assert_eq!(decode("").as_deref(), Some(&b""[..]));
@@ -51,7 +57,7 @@ mod tests {
         ] {
             assert_eq!(decode(other), None, "{other:?}");
             assert_eq!(
-                decode_into(other.as_bytes(), &mut [0; 8]),
+                decode_into(other.as_bytes(), &mut [MaybeUninit::uninit(); 8]),
                 None,
                 "{other:?}"
             );
@@ -65,7 +71,7 @@ mod tests {
         // RSA-8192's 1,024 bytes: twice the room a miss gives a signature.
         let bytes: Vec<u8> = (0..1024u32).map(|n| (n * 7 % 251) as u8).collect();
         let text = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&bytes);
-        let mut buffer = [0; 512];
+        let mut buffer = [MaybeUninit::uninit(); 512];
         let decoded = decode_into(text.as_bytes(), &mut buffer).expect("valid base64url");
         assert!(matches!(decoded, Cow::Owned(_)));
         assert_eq!(&decoded[..], &bytes[..]);

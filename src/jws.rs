@@ -24,6 +24,8 @@ pub(crate) struct CompactJws<'a> {
     pub(crate) payload: Vec<u8>,
     /// Decoded into the caller's buffer when it fits (see [`parse_with`](Self::parse_with)).
     pub(crate) signature: Cow<'a, [u8]>,
+    /// Whether the header came from the [`HeaderMemo`], which then need not be told it again.
+    header_known: bool,
 }
 
 /// The header members this crate acts on. Cloning it is cheap.
@@ -49,8 +51,12 @@ impl HeaderMemo {
             .map(|(_, header)| header.clone())
     }
 
-    /// Keeps the header of a token whose signature was verified.
-    pub(crate) fn remember(&self, encoded_header: &str, header: &JwsHeader) {
+    /// Keeps the header of `jws`, whose signature was verified.
+    pub(crate) fn remember(&self, jws: &CompactJws<'_>) {
+        if jws.header_known {
+            return;
+        }
+        let (encoded_header, header) = (jws.encoded_header, &jws.header);
         let memo = self.0.load();
         if memo
             .as_deref()
@@ -72,12 +78,13 @@ impl<'a> CompactJws<'a> {
     ///
     /// The token is bytes: every part must decode as strict base64url, so a token that parses is
     /// ASCII without a separate UTF-8 pass over it.
+    ///
     /// The signature is decoded into `signature_buffer` when it fits ([`SIGNATURE_BUFFER`] bytes
     /// hold every signature up to RSA-4096's), else onto the heap.
     pub(crate) fn parse_with(
         token: &'a [u8],
         memo: Option<&HeaderMemo>,
-        signature_buffer: &'a mut [u8],
+        signature_buffer: &'a mut [std::mem::MaybeUninit<u8>],
     ) -> Result<Self, AuthError> {
         // The dots found with the `memchr` crate's vector search: the token is most of what a miss
         // reads byte by byte, and `str::split` looked at it a byte or a word at a time (measured).
@@ -87,7 +94,12 @@ impl<'a> CompactJws<'a> {
                 "token is not three dot-separated parts",
             ));
         };
-        match dots.count() {
+        // One search of the rest, usually the signature, for a third dot; counted only if found.
+        let further = match memchr::memchr(b'.', &token[second + 1..]) {
+            None => 0,
+            Some(at) => 1 + memchr::memchr_iter(b'.', &token[second + 2 + at..]).count(),
+        };
+        match further {
             0 => {}
             // Five parts is the JWE compact serialization.
             2 => return Err(AuthError::UnsupportedTokenFormat),
@@ -106,12 +118,12 @@ impl<'a> CompactJws<'a> {
         // Base64url is ASCII: a header that is not UTF-8 is not base64url either.
         let encoded_header = std::str::from_utf8(header)
             .map_err(|_| AuthError::MalformedToken("header is not base64url"))?;
-        let header = match memo.and_then(|memo| memo.get(encoded_header)) {
-            Some(known) => known,
+        let (header, header_known) = match memo.and_then(|memo| memo.get(encoded_header)) {
+            Some(known) => (known, true),
             None => {
                 let bytes = base64url::decode(encoded_header)
                     .ok_or(AuthError::MalformedToken("header is not base64url"))?;
-                JwsHeader::parse(&bytes)?
+                (JwsHeader::parse(&bytes)?, false)
             }
         };
         let payload = base64url::decode(payload)
@@ -128,6 +140,7 @@ impl<'a> CompactJws<'a> {
             signing_input: &token[..second],
             payload,
             signature,
+            header_known,
         })
     }
 }
@@ -251,7 +264,7 @@ mod tests {
         let memo = HeaderMemo::default();
         let first = token_with_header(r#"{"alg":"ES256","kid":"k1"}"#);
         let jws = CompactJws::parse_with(first.as_bytes(), Some(&memo), &mut []).unwrap();
-        memo.remember(jws.encoded_header, &jws.header);
+        memo.remember(&jws);
         let again = CompactJws::parse_with(first.as_bytes(), Some(&memo), &mut []).unwrap();
         assert_eq!(again.header, jws.header);
 
@@ -279,7 +292,7 @@ mod tests {
         // Remembering another header replaces the first.
         let second = token_with_header(r#"{"alg":"EdDSA"}"#);
         let jws = CompactJws::parse(&second).unwrap();
-        memo.remember(jws.encoded_header, &jws.header);
+        memo.remember(&jws);
         let header = CompactJws::parse_with(second.as_bytes(), Some(&memo), &mut [])
             .unwrap()
             .header;

@@ -173,7 +173,7 @@ impl<T: DeserializeOwned + Send + Sync + 'static> Verifier<T> {
 
     /// Verifies `token` in full; returns with it the issuer's index and the key that signed it.
     fn verify_token(&self, token: &[u8], now: i64) -> Result<(Verified<T>, Signer), Failure> {
-        let mut signature = [0; SIGNATURE_BUFFER];
+        let mut signature = [std::mem::MaybeUninit::uninit(); SIGNATURE_BUFFER];
         let mut jws = CompactJws::parse_with(token, Some(&self.headers), &mut signature)?;
         let header = &jws.header;
         if let Some(required) = &self.rules.token_type
@@ -228,7 +228,7 @@ impl<T: DeserializeOwned + Send + Sync + 'static> Verifier<T> {
             Err(Some(error)) => return Err(error.into()),
             Err(None) => return Err(missing_keys(AuthError::UnknownKey)),
         };
-        self.headers.remember(jws.encoded_header, header);
+        self.headers.remember(&jws);
 
         let (times, scopes, claims) = self.check_claims(issuer, &object, now)?;
         let confirmation = crate::dpop::Confirmation::from_claims(&object)?;
