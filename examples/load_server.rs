@@ -404,7 +404,10 @@ async fn main() -> Result<(), Box<dyn Error>> {
             let key = std::sync::Arc::new(floor_key()?);
             let app = Router::new().route(
                 "/hello",
-                get(async move |headers: http::HeaderMap| floor_check(&key, &headers)),
+                // The request itself, not the `HeaderMap` extractor, which clones the headers.
+                get(async move |request: axum::extract::Request| {
+                    floor_check(&key, request.headers())
+                }),
             );
             serve(addr, app).await
         }
