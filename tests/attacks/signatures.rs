@@ -119,17 +119,22 @@ fn int(value: u8, size: usize) -> Vec<u8> {
     bytes
 }
 
-#[tokio::test]
-async fn ecdsa_zero_and_out_of_range_signatures_are_refused() {
-    // CVE-2022-21449 ("psychic signatures"): r = s = 0 verified any message in Java 15–18.
-    let app = app_with(
+/// An app trusting a P-256 key (`kid` "p256") and a P-384 key ("p384").
+async fn app_with_ec_keys() -> axum::Router {
+    app_with(
         vec![issuer_with(KeySource::jwks_json(jwks(&[
             &TestKey::ec("ec-p256", "p256"),
             &TestKey::ec("ec-p384", "p384"),
         ])))],
         |b| b,
     )
-    .await;
+    .await
+}
+
+#[tokio::test]
+async fn ecdsa_zero_and_out_of_range_signatures_are_refused() {
+    // CVE-2022-21449 ("psychic signatures"): r = s = 0 verified any message in Java 15–18.
+    let app = app_with_ec_keys().await;
     for (key, n, size) in [
         (TestKey::ec("ec-p256", "p256"), P256_N, 32),
         (TestKey::ec("ec-p384", "p384"), P384_N, 48),
@@ -185,14 +190,7 @@ async fn ecdsa_zero_and_out_of_range_signatures_are_refused() {
 async fn der_encoded_ecdsa_signatures_are_refused() {
     // JWS requires the fixed-size R || S form (RFC 7518 §3.4); the ASN.1 DER form that most ECDSA
     // APIs produce is a second encoding of the same signature and must not verify.
-    let app = app_with(
-        vec![issuer_with(KeySource::jwks_json(jwks(&[
-            &TestKey::ec("ec-p256", "p256"),
-            &TestKey::ec("ec-p384", "p384"),
-        ])))],
-        |b| b,
-    )
-    .await;
+    let app = app_with_ec_keys().await;
     for key in [
         TestKey::ec("ec-p256", "p256"),
         TestKey::ec("ec-p384", "p384"),
